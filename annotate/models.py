@@ -569,6 +569,9 @@ class RoutingDecision(models.Model):
         ]
         indexes = [models.Index(fields=["run", "rank"], name="decision_rank_idx")]
 
+    def __str__(self) -> str:
+        return f"{self.item_id} → {self.route} (score {self.score:.3f})"
+
 
 class FinalLabel(models.Model):
     """The label an item carries into a dataset, per aspect, with where it came from."""
@@ -590,6 +593,9 @@ class FinalLabel(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["item", "aspect"], name="final_label_once")]
+
+    def __str__(self) -> str:
+        return f"{self.item_id}/{self.aspect}: {self.value} ({self.source})"
 
 
 class Export(models.Model):
@@ -630,3 +636,6 @@ class Export(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.project} {self.shape}.{self.file_format} ({self.status})"
