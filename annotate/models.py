@@ -9,8 +9,6 @@ workflows that touch several rows live in `annotate/services.py`.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -157,6 +155,7 @@ class ImportBatch(models.Model):
     """One run of the importer: provenance for every item and label it created."""
 
     class Status(models.TextChoices):
+        QUEUED = "queued"
         RUNNING = "running"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
@@ -172,6 +171,9 @@ class ImportBatch(models.Model):
         default=list, blank=True, help_text="The first invalid rows: line, field, reason."
     )
     rejects_path = models.CharField(max_length=500, blank=True)
+    message = models.TextField(
+        blank=True, help_text="The one-line summary, or why the import failed."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -224,17 +226,6 @@ class Item(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project.slug}/{self.external_id}"
-
-    @staticmethod
-    def hash_content(prompt: Any, responses: list[dict]) -> str:
-        """A stable hash of what is judged: the identity of an item that came without an id."""
-        canonical = json.dumps(
-            {"prompt": prompt, "responses": [[r.get("model", ""), r["text"]] for r in responses]},
-            sort_keys=True,
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
     @property
     def prompt_text(self) -> str:
