@@ -603,3 +603,69 @@ class _Rejects:
         self._file.close()
         if os.path.getsize(self.path) == 0:
             os.remove(self.path)
+
+
+# --- Uploads (web page and API) ------------------------------------------------------------------
+
+
+def import_upload_accept(
+    *, project: Project, upload: Any, options: dict[str, Any], user: Any
+) -> ImportBatch:
+    """Store an uploaded file and queue its import; the worker runs `import_batch_run`.
+
+    The file is checked against the size limit before a byte is written, and streamed to disk in
+    chunks, so a large upload never sits in memory.
+    """
+    limit = settings.IMPORT_MAX_BYTES
+    if upload.size > limit:
+        raise ImportRefused(
+            f"{upload.name}: {upload.size:,} bytes is over the import limit of {limit:,} bytes"
+        )
+    try:
+        records.parse_maps(options.get("maps"))
+    except ValueError as exc:
+        raise ImportRefused(str(exc)) from None
+    folder = Path(settings.VAR_DIR) / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    batch = ImportBatch.objects.create(
+        project=project,
+        filename=Path(upload.name).name[:500],
+        kind="items",
+        status=ImportBatch.Status.QUEUED,
+        options=options,
+        created_by=user,
+    )
+    target = folder / f"batch{batch.pk}-{slugify(Path(upload.name).name)[:80] or 'upload'}"
+    with open(target, "wb") as out:
+        for piece in upload.chunks():
+            out.write(piece)
+    batch.upload_path = str(target)
+    batch.save(update_fields=["upload_path"])
+    from annotate.tasks import import_file  # the task module imports this one
+
+    transaction.on_commit(lambda: import_file.delay(batch.pk))
+    return batch
+
+
+def import_batch_run(*, batch: ImportBatch) -> ImportResult | None:
+    """Run a queued upload's import (called by the worker). Failures end up on the batch row."""
+    options = batch.options or {}
+    try:
+        return items_import(
+            project=batch.project,
+            path=batch.upload_path,
+            filename=batch.filename,
+            fmt=options.get("format") or None,
+            maps=options.get("maps"),
+            skip_invalid=bool(options.get("skip_invalid")),
+            user=batch.created_by,
+            batch=batch,
+        )
+    except ImportRejected:
+        return None  # the service already recorded every invalid row on the batch
+    except ImportRefused as exc:
+        batch.status, batch.message = ImportBatch.Status.FAILED, str(exc)
+        batch.save(update_fields=["status", "message"])
+        return None
+    finally:
+        Path(batch.upload_path).unlink(missing_ok=True)

@@ -1,0 +1,1 @@
+"""REST API (DRF): one APIView per endpoint with nested Input/Output serializers; logic in services."""
