@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from annotate.views import imports, projects
+from annotate.views import imports, judging, projects
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
@@ -15,6 +15,12 @@ urlpatterns = [
     # Import
     path("p/<slug:slug>/import/", imports.import_upload, name="import_upload"),
     path("p/<slug:slug>/import/<int:batch_id>/", imports.import_status, name="import_status"),
+    # AI judges
+    path("p/<slug:slug>/judges/", judging.judges, name="judges"),
+    path("p/<slug:slug>/judges/run/", judging.judge_run_start, name="judge_run_start"),
+    path("p/<slug:slug>/judges/runs/", judging.judge_runs, name="judge_runs"),
+    path("p/<slug:slug>/judges/runs/<int:run_id>/cancel/", judging.judge_run_cancel, name="judge_run_cancel"),
+    path("p/<slug:slug>/judges/prompt/", judging.rubric_save, name="rubric_save"),
     # API
     path("api/", include("annotate.api.urls")),
 ]

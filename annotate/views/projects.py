@@ -28,6 +28,7 @@ def project(request: HttpRequest, slug: str) -> HttpResponse:
         human=Count("id", filter=Q(kind=Judgment.Kind.HUMAN)),
         ai=Count("id", filter=Q(kind=Judgment.Kind.AI)),
     )
+    runs = list(project.judge_runs.select_related("judge")[:10])
     return render(
         request,
         "annotate/project.html",
@@ -39,5 +40,7 @@ def project(request: HttpRequest, slug: str) -> HttpResponse:
             "items": items,
             "judgments": judgments,
             "imports": project.imports.order_by("-created_at")[:5],
+            "runs": runs,
+            "any_active": any(not r.is_finished for r in runs),
         },
     )
