@@ -222,6 +222,8 @@ class Item(models.Model):
         indexes = [
             models.Index(fields=["project", "route", "human_assigned"], name="item_queue_idx"),
             models.Index(fields=["project", "content_hash"], name="item_hash_idx"),
+            # The queue draws gold items from a small pool; without this it scans the project.
+            models.Index(fields=["project"], condition=Q(is_gold=True), name="item_gold_idx"),
         ]
 
     def __str__(self) -> str:
@@ -402,7 +404,15 @@ class Assignment(models.Model):
                 name="assignment_once_per_annotator",
             ),
         ]
-        indexes = [models.Index(fields=["annotator", "status"], name="assignment_annotator_idx")]
+        indexes = [
+            models.Index(fields=["annotator", "status"], name="assignment_annotator_idx"),
+            # Lazy expiry looks for overdue active holds on every "next"; keep that an index probe.
+            models.Index(
+                fields=["project", "expires_at"],
+                condition=Q(status="active"),
+                name="assignment_active_expiry_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.annotator} → {self.item} ({self.status})"
