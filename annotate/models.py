@@ -174,6 +174,8 @@ class ImportBatch(models.Model):
     message = models.TextField(
         blank=True, help_text="The one-line summary, or why the import failed."
     )
+    options = models.JSONField(default=dict, blank=True, help_text="format, maps, skip_invalid: to replay the import.")
+    upload_path = models.CharField(max_length=500, blank=True, help_text="Where an uploaded file waits for the worker.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

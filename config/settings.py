@@ -95,11 +95,12 @@ def _database() -> dict:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
         config["CONN_MAX_AGE"] = 0
+        # A file, not memory, so a real worker process in the integration tests sees the test data.
+        config["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
     elif config["ENGINE"] != "django.db.backends.postgresql":
         raise ImproperlyConfigured(
             f"DATABASE_URL must be sqlite:// or postgres://, not {config['ENGINE']}."
         )
-    config.setdefault("TEST", {})
     return config
 
 

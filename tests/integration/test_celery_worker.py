@@ -1,0 +1,118 @@
+"""A real `celery worker` process picks up work that the app enqueues, on each supported broker.
+
+CI runs this on Redis (REQUIRE_SERVICES=1 makes a missing Redis fail the run); the embedded
+filesystem broker, which the README's demo uses, is tested the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from tests.conftest import REPO, need_service
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
+
+
+def _database_url() -> str:
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    user = s.get("USER") or "postgres"
+    return f"postgres://{user}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
+
+
+@pytest.fixture(params=["redis", "filesystem"])
+def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Point this process's Celery app at the broker, and yield what a worker needs to join it."""
+    from config.celery import app
+
+    if request.param == "redis":
+        need_service("Redis", "127.0.0.1", 6379)
+        url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+        options: dict[str, Any] = {"visibility_timeout": 3600}
+        env = {"CELERY_BROKER_URL": url}
+    else:
+        url = "filesystem://"
+        folder = tmp_path / "broker"
+        for sub in ("in", "processed"):
+            (folder / sub).mkdir(parents=True)
+        options = {"data_folder_in": str(folder / "in"), "data_folder_out": str(folder / "in"),
+                   "processed_folder": str(folder / "processed")}
+        env = {"CELERY_BROKER_URL": url, "HYBRIDPREF_VAR_DIR": str(tmp_path)}
+    saved = (app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_always_eager)
+    app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_always_eager = url, options, False
+    _drop_connections(app)
+    if request.param == "filesystem":
+        # the worker reads its folders from settings, so give it the same var dir
+        env["HYBRIDPREF_VAR_DIR"] = str(tmp_path)
+    yield {"name": request.param, "env": env}
+    app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_always_eager = saved
+    _drop_connections(app)
+
+
+def _drop_connections(app: Any) -> None:
+    """Forget pooled connections and producers made for the previous broker."""
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def worker(broker: dict[str, Any], tmp_path: Path) -> Iterator[subprocess.Popen]:
+    env = {**os.environ, **broker["env"], "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "config.settings"}
+    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default,gpu", "--concurrency", "1",
+         "--pool", "prefork", "--loglevel", "INFO", "-n", f"test-{broker['name']}@%h"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def _wait_for(predicate: Any, *, seconds: float, worker: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if worker.poll() is not None:
+            break
+        time.sleep(0.3)
+    pytest.fail(f"the worker did not finish in {seconds:.0f}s; its log:\n{log.read_text()[-4000:]}")
+
+
+def test_a_real_worker_runs_an_uploaded_import(project: Any, owner: Any, worker: subprocess.Popen, tmp_path: Path) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from annotate.models import ImportBatch
+    from annotate.services.imports import import_upload_accept
+
+    lines = b"".join(
+        b'{"id": "w%d", "prompt": "Say %d.", "responses": [{"text": "%d"}, {"text": "no"}]}\n' % (i, i, i)
+        for i in range(25)
+    )
+    batch = import_upload_accept(
+        project=project, upload=SimpleUploadedFile("items.jsonl", lines), options={}, user=owner
+    )
+
+    def finished() -> bool:
+        batch.refresh_from_db()
+        return batch.status in (ImportBatch.Status.SUCCEEDED, ImportBatch.Status.FAILED)
+
+    _wait_for(finished, seconds=60, worker=worker, log=tmp_path / "worker.log")
+    assert batch.status == ImportBatch.Status.SUCCEEDED, batch.message
+    assert (batch.created, batch.skipped, batch.invalid) == (25, 0, 0)
+    assert project.items.filter(external_id__startswith="w").count() == 25
