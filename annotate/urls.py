@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from annotate.views import imports, judging, projects
+from annotate.views import annotation, imports, judging, projects, routing
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
@@ -21,6 +21,27 @@ urlpatterns = [
     path("p/<slug:slug>/judges/runs/", judging.judge_runs, name="judge_runs"),
     path("p/<slug:slug>/judges/runs/<int:run_id>/cancel/", judging.judge_run_cancel, name="judge_run_cancel"),
     path("p/<slug:slug>/judges/prompt/", judging.rubric_save, name="rubric_save"),
+    # Annotation screen and human queue
+    path("p/<slug:slug>/annotate/", annotation.annotate, name="annotate"),
+    path(
+        "p/<slug:slug>/annotate/<int:assignment_id>/submit/",
+        annotation.annotate_submit,
+        name="annotate_submit",
+    ),
+    path(
+        "p/<slug:slug>/annotate/<int:assignment_id>/skip/",
+        annotation.annotate_skip,
+        name="annotate_skip",
+    ),
+    path(
+        "p/<slug:slug>/annotate/<int:assignment_id>/renew/",
+        annotation.annotate_renew,
+        name="annotate_renew",
+    ),
+    # Routing
+    path("p/<slug:slug>/routing/", routing.routing_page, name="routing"),
+    path("p/<slug:slug>/routing/preview/", routing.routing_preview, name="routing_preview"),
+    path("p/<slug:slug>/routing/<int:run_id>/apply/", routing.routing_apply, name="routing_apply"),
     # API
     path("api/", include("annotate.api.urls")),
 ]
