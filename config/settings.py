@@ -75,6 +75,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # Built in, as {% partialdef %} is in Django 6, so templates need no {% load %}.
+            "builtins": ["template_partials.templatetags.partials"],
         },
     },
 ]
