@@ -629,16 +629,37 @@ class Export(models.Model):
     filters = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     rows = models.PositiveIntegerField(default=0)
+    # Progress: `processed` of `total` source rows (labels, or judgments for raw) have been read;
+    # `rows` counts what was written, which differs because rankings expand to several pairs.
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    files = models.JSONField(
+        default=list, blank=True, help_text='[{"name", "bytes", "rows"}] inside `path`.'
+    )
+    stats = models.JSONField(default=dict, blank=True, help_text="What the dataset card says.")
     path = models.CharField(max_length=500, blank=True)
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    FINISHED = {Status.SUCCEEDED, Status.FAILED}
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"{self.project} {self.shape}.{self.file_format} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.SUCCEEDED:
+            return 100
+        return int(100 * self.processed / self.total) if self.total else 0
