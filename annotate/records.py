@@ -35,6 +35,10 @@ CHAT_ROLES = {"system", "user", "assistant"}
 _GZIP_MAGIC = b"\x1f\x8b"
 _PARQUET_MAGIC = b"PAR1"
 _TRANSCRIPT_TURN = re.compile(r"\n\n(Human|Assistant): ")
+_COLUMN_KEY = re.compile(r"(response|model)_\d+")
+# Built once: json.dumps(**options) builds a new encoder on every call, a third of its cost here.
+_HASH_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+_PAIR_JSON = json.JSONEncoder(ensure_ascii=False)
 _KNOWN_KEYS = {
     "id",
     "prompt",
@@ -137,8 +141,9 @@ def apply_maps(row: dict[str, Any], maps: list[FieldMap]) -> dict[str, Any]:
     consumed: set[str] = set()
     for fmap in maps:
         mapped[fmap.target] = fmap.apply(row)
-        consumed.update(s for s in fmap.sources if s != fmap.target)
-    for key in consumed:
+        consumed.update(fmap.sources)
+    # A source that is also some map's target (a swap, a=b b=a) holds its new value: keep it.
+    for key in consumed - {fmap.target for fmap in maps}:
         mapped.pop(key, None)
     return mapped
 
@@ -177,6 +182,8 @@ def detect_format(path: str, head: bytes) -> str:
         return "json"
     if stripped.startswith(b"{"):
         return "jsonl"
+    if name.endswith(".json"):
+        return "json"  # not an array: the JSON reader says so
     raise FileFormatError(
         f"{path}: cannot tell the format; name it .jsonl, .json, .csv or .parquet"
     )
@@ -200,31 +207,33 @@ def read_records(path: str, fmt: str | None = None) -> Iterator[Row]:
 
 
 def _read_jsonl(stream: IO[bytes]) -> Iterator[Row]:
-    text = io.TextIOWrapper(stream, encoding="utf-8", errors="strict", newline="")
-    line_no = 0
-    try:
-        for line_no, line in enumerate(text, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield Row(
-                    line_no,
-                    None,
-                    RecordError("json", f"not valid JSON ({exc.msg} at column {exc.colno})"),
-                )
-                continue
-            if not isinstance(data, dict):
-                yield Row(
-                    line_no,
-                    None,
-                    RecordError("json", f"expected an object, got {type(data).__name__}"),
-                )
-                continue
-            yield Row(line_no, data)
-    except UnicodeDecodeError as exc:
-        yield Row(line_no + 1, None, RecordError("encoding", f"not UTF-8 ({exc.reason})"))
+    # Lines are decoded one by one, so a line that is not UTF-8 is reported on its own line and
+    # the lines around it are still read (a text wrapper fails on its whole read-ahead buffer).
+    for line_no, raw in enumerate(stream, start=1):
+        try:
+            line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            yield Row(line_no, None, RecordError("encoding", f"not UTF-8 ({exc.reason})"))
+            continue
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield Row(
+                line_no,
+                None,
+                RecordError("json", f"not valid JSON ({exc.msg} at column {exc.colno})"),
+            )
+            continue
+        if not isinstance(data, dict):
+            yield Row(
+                line_no,
+                None,
+                RecordError("json", f"expected an object, got {type(data).__name__}"),
+            )
+            continue
+        yield Row(line_no, data)
 
 
 def _read_json_array(stream: IO[bytes], path: str) -> Iterator[Row]:
@@ -274,13 +283,12 @@ def _read_json_array(stream: IO[bytes], path: str) -> Iterator[Row]:
                 data, end = decoder.raw_decode(buffer, pos)
                 break
             except json.JSONDecodeError as exc:
+                # Count from this element's start in the buffer the error was found in: refill()
+                # re-bases the buffer, and exc.lineno counts from the buffer's start, not the file's.
+                error_line = line + buffer.count("\n", pos, max(exc.pos, pos))
                 if refill():
                     continue
-                yield Row(
-                    exc.lineno - 1 + line if exc.pos >= pos else line,
-                    None,
-                    RecordError("json", f"not valid JSON ({exc.msg})"),
-                )
+                yield Row(error_line, None, RecordError("json", f"not valid JSON ({exc.msg})"))
                 return
         start_line = line
         line += buffer.count("\n", pos, end)
@@ -305,13 +313,22 @@ def _read_json_array(stream: IO[bytes], path: str) -> Iterator[Row]:
 
 def _read_csv(stream: IO[bytes]) -> Iterator[Row]:
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.DictReader(text)
-    row_start = 2
-    for record in reader:
-        if None in record:
+    reader = csv.reader(text)
+    header = next(reader, None) or []
+    row_start = reader.line_num + 1
+    for values in reader:
+        if not values:  # a blank line: not a row, but it moves the next row's line number
+            row_start = reader.line_num + 1
+            continue
+        if len(values) > len(header):
             yield Row(row_start, None, RecordError("csv", "more values than header columns"))
         else:
-            yield Row(row_start, {k: (v if v != "" else None) for k, v in record.items()})
+            # Missing trailing values read as empty, as csv.DictReader does.
+            padded = values + [""] * (len(header) - len(values))
+            yield Row(
+                row_start,
+                {k: (v if v != "" else None) for k, v in zip(header, padded, strict=True)},
+            )
         row_start = reader.line_num + 1
 
 
@@ -374,11 +391,7 @@ def normalise(data: dict[str, Any], *, k: int | None) -> CanonicalItem:
     metadata = dict(metadata)
     # Nothing is lost: keys we do not model are kept as metadata.
     for key, value in data.items():
-        if (
-            key not in _KNOWN_KEYS
-            and not re.fullmatch(r"(response|model)_\d+", key)
-            and key not in metadata
-        ):
+        if key not in _KNOWN_KEYS and not _COLUMN_KEY.fullmatch(key) and key not in metadata:
             metadata[key] = None if isinstance(value, float) and math.isnan(value) else value
 
     content_hash = hash_content(prompt, responses)
@@ -407,13 +420,14 @@ def normalise(data: dict[str, Any], *, k: int | None) -> CanonicalItem:
 
 def hash_content(prompt: Any, responses: list[dict]) -> str:
     """A stable hash of what is judged: the identity of an item that came without an id."""
-    canonical = json.dumps(
-        {"prompt": prompt, "responses": [[r.get("model", ""), r["text"]] for r in responses]},
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
+    canonical = _HASH_JSON.encode(
+        {"prompt": prompt, "responses": [[r.get("model", ""), r["text"]] for r in responses]}
     )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    try:
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    except UnicodeEncodeError:
+        # A JSON "\ud800" escape decodes to a lone surrogate, which no database can store.
+        raise RecordError("text", "contains an unpaired surrogate (invalid Unicode)") from None
 
 
 def _truthy(value: Any) -> bool:
@@ -503,7 +517,7 @@ def _pair(prompt: Any, chosen: str, rejected: str) -> tuple[list[dict[str, str]]
     """
     coin = (
         hashlib.sha256(
-            json.dumps([prompt, chosen, rejected], ensure_ascii=False).encode()
+            _PAIR_JSON.encode([prompt, chosen, rejected]).encode("utf-8", "surrogatepass")
         ).digest()[0]
         & 1
     )
