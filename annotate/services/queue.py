@@ -1,0 +1,433 @@
+"""The human queue: which item an annotator gets next, and how a judgment or a skip is recorded.
+
+Invariants (each kept under a row lock, never by counting after the fact):
+- A non-gold item never has more than `project.overlap` active + submitted assignments. The
+  count lives on `Item.human_assigned`; it is read and incremented while the item row is locked
+  (`select_for_update(skip_locked=True)` on PostgreSQL; on SQLite the IMMEDIATE transaction
+  already holds the one write lock, and skip_locked is ignored, which is still correct).
+- An annotator never gets the same item twice (an expired hold does not count: the item went
+  back to the pool and may come back to them). The conditional unique constraint backs this up.
+- A hold expires after `project.assignment_minutes`. Expiry is lazy: every `assignment_next`
+  first returns overdue holds of its project to the pool with a conditional UPDATE, so two
+  servers expiring the same hold decrement the counter once.
+- Submitting is idempotent: the assignment row is locked and its status checked, and the
+  unique constraint (assignment, aspect) stops a second set of judgments even if that failed.
+
+Gold items are mixed in at `project.gold_rate` whatever their route, and they are *not* capped
+by `overlap`: their purpose is to measure every annotator against a known answer, which a cap of
+one or three annotators would defeat. Their judgments count like any other (human_done,
+progress). Lock order everywhere is assignment row, then item row, so the services cannot
+deadlock each other; `assignment_next` locks an item and only then inserts a new assignment.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, QuerySet
+from django.utils import timezone
+
+from annotate import verdicts as shapes
+from annotate.models import Assignment, Item, Judgment, Project
+
+CONFIDENCE_LABELS = ("low", "medium", "high")
+SKIP_REASONS = {
+    "unclear": "The prompt or responses are unclear",
+    "expertise": "Outside my expertise",
+    "broken": "Broken, empty or truncated",
+    "offensive": "Offensive content I won't judge",
+    "other": "Other",
+}
+MAX_RATIONALE = 5000
+# Progress counts the open queue up to this many: an exact count of a 100,000-item project on
+# every screen would cost more than the rest of the request. The screen shows "1000+".
+REMAINING_COUNT_CAP = 1000
+# Overdue holds returned to the pool per call; the rest go on the next call.
+EXPIRE_BATCH = 100
+
+
+class QueueError(Exception):
+    """A request the queue refuses; nothing was changed. `status` is the HTTP status to answer."""
+
+    status = 400
+
+
+class InvalidVerdict(QueueError):
+    status = 400
+
+
+class NotYourAssignment(QueueError):
+    # 404, not 403: someone else's assignment ids do not leak.
+    status = 404
+
+
+class AssignmentClosed(QueueError):
+    """Expired, skipped, or already submitted with a different verdict."""
+
+    status = 409
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    done: int
+    today: int
+    skipped: int
+    remaining: int
+    remaining_capped: bool
+
+    @property
+    def remaining_label(self) -> str:
+        return f"{self.remaining}+" if self.remaining_capped else str(self.remaining)
+
+
+# --- Serving ----------------------------------------------------------------------------------
+
+
+def assignment_next(
+    *, project: Project, annotator: Any, rng: random.Random | None = None
+) -> Assignment | None:
+    """The annotator's current assignment, or a new one; None when nothing is left for them."""
+    rng = rng or random.Random()
+    now = timezone.now()
+    assignments_expire(project=project, now=now)
+    with transaction.atomic():
+        # Serialise one annotator's own requests (a double click, two tabs): without this two
+        # concurrent calls would both see "no active hold" and hand out two items.
+        get_user_model().objects.select_for_update().filter(pk=annotator.pk).first()
+        current = (
+            Assignment.objects.filter(
+                project=project,
+                annotator=annotator,
+                status=Assignment.Status.ACTIVE,
+                expires_at__gt=now,
+            )
+            .select_related("item")
+            .order_by("created_at")
+            .first()
+        )
+        if current is not None:
+            return current
+        pools = [_gold_candidates, _regular_candidates]
+        if rng.random() >= project.gold_rate:
+            pools.reverse()
+        for pool in pools:
+            # SKIP LOCKED: a row another annotator is being given right now is passed over
+            # instead of waited for, so concurrent "next" calls fan out over the pool.
+            locked = pool(project=project, annotator=annotator).select_for_update(
+                skip_locked=True, of=("self",)
+            )
+            item = next(iter(locked[:1]), None)
+            if item is not None:
+                return _assign(project=project, item=item, annotator=annotator, now=now, rng=rng)
+    return None
+
+
+def _not_seen_by(annotator: Any) -> Exists:
+    # Matches the partial unique index (item, annotator) WHERE status <> 'expired'.
+    return Exists(
+        Assignment.objects.filter(item=OuterRef("pk"), annotator=annotator).exclude(
+            status=Assignment.Status.EXPIRED
+        )
+    )
+
+
+def _regular_candidates(*, project: Project, annotator: Any) -> QuerySet[Item]:
+    # Until routing exists every item is `pending`; those are served too. `ai` items are not.
+    return (
+        Item.objects.filter(
+            project=project,
+            route__in=(Item.Route.HUMAN, Item.Route.PENDING),
+            is_gold=False,
+            human_assigned__lt=project.overlap,
+        )
+        .exclude(_not_seen_by(annotator))
+        .order_by()
+    )
+
+
+def _gold_candidates(*, project: Project, annotator: Any) -> QuerySet[Item]:
+    return Item.objects.filter(project=project, is_gold=True).exclude(_not_seen_by(annotator))
+
+
+def _assign(
+    *, project: Project, item: Item, annotator: Any, now: datetime, rng: random.Random
+) -> Assignment:
+    order = list(range(len(item.responses)))
+    rng.shuffle(order)
+    assignment = Assignment.objects.create(
+        project=project,
+        item=item,
+        annotator=annotator,
+        presentation_order=order,
+        is_gold=item.is_gold,
+        created_at=now,
+        expires_at=now + timedelta(minutes=project.assignment_minutes),
+    )
+    # The item row is locked by the caller, so this read-and-increment cannot interleave.
+    Item.objects.filter(pk=item.pk).update(human_assigned=F("human_assigned") + 1)
+    item.human_assigned += 1
+    assignment.item = item
+    return assignment
+
+
+def assignments_expire(*, project: Project, now: datetime | None = None) -> int:
+    """Return overdue holds of the project to the pool. Safe to run from any number of servers."""
+    now = now or timezone.now()
+    overdue = list(
+        Assignment.objects.filter(
+            project=project, status=Assignment.Status.ACTIVE, expires_at__lte=now
+        ).values_list("pk", "item_id")[:EXPIRE_BATCH]
+    )
+    expired = 0
+    for pk, item_id in overdue:
+        with transaction.atomic():
+            expired += _expire_one(pk=pk, item_id=item_id, now=now)
+    return expired
+
+
+def _expire_one(*, pk: int, item_id: int, now: datetime) -> int:
+    # Conditional UPDATE: of two servers expiring the same hold, only one sees a row count of 1,
+    # so the counter is decremented once.
+    changed = Assignment.objects.filter(pk=pk, status=Assignment.Status.ACTIVE).update(
+        status=Assignment.Status.EXPIRED, finished_at=now
+    )
+    if changed:
+        Item.objects.filter(pk=item_id).update(human_assigned=F("human_assigned") - 1)
+    return changed
+
+
+# --- Recording --------------------------------------------------------------------------------
+
+
+def judgment_submit(
+    *,
+    assignment: Assignment,
+    annotator: Any,
+    verdicts: dict[str, Any],
+    rationale: str = "",
+    confidence_label: str = "",
+) -> list[Judgment]:
+    """Record one judgment per aspect, in canonical response order; idempotent.
+
+    `verdicts` maps every aspect of the project to a verdict *as the annotator saw it* (response
+    positions in presentation order: "A" is whatever was shown first); they are mapped back to the
+    item's canonical order here. A repeat of the same submit returns the stored judgments; a
+    different verdict for an already-submitted assignment is refused.
+    """
+    if assignment.annotator_id != annotator.pk:
+        raise NotYourAssignment("No such assignment for you.")
+    project = assignment.project
+    rationale = (rationale or "").strip()
+    confidence_label = (confidence_label or "").strip()
+    if len(rationale) > MAX_RATIONALE:
+        raise InvalidVerdict(f"rationale: at most {MAX_RATIONALE} characters")
+    if confidence_label and confidence_label not in CONFIDENCE_LABELS:
+        raise InvalidVerdict(
+            f"confidence: must be one of {', '.join(CONFIDENCE_LABELS)}, got {confidence_label!r}"
+        )
+    canonical = _canonical_verdicts(
+        project=project, verdicts=verdicts, order=assignment.presentation_order
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        # The row lock makes a double click wait here, then see SUBMITTED and return the same.
+        locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
+        if locked.status == Assignment.Status.SUBMITTED:
+            return _repeat_of_submit(locked, canonical)
+        if locked.status == Assignment.Status.SKIPPED:
+            raise AssignmentClosed("This item was skipped; it cannot be judged now.")
+        expired = locked.status == Assignment.Status.EXPIRED
+        if not expired and locked.expires_at <= now:
+            # Expire it for good (the next "next" would anyway), commit that, then refuse.
+            expired = bool(_expire_one(pk=locked.pk, item_id=locked.item_id, now=now))
+        if not expired:
+            judgments = _record(
+                assignment=locked,
+                project=project,
+                annotator=annotator,
+                canonical=canonical,
+                rationale=rationale,
+                confidence_label=confidence_label,
+                now=now,
+            )
+    if expired:
+        raise AssignmentClosed(
+            "Your hold on this item expired and it went back to the pool; nothing was saved."
+        )
+    assignment.status = Assignment.Status.SUBMITTED
+    assignment.finished_at = now
+    return judgments
+
+
+def _record(
+    *,
+    assignment: Assignment,
+    project: Project,
+    annotator: Any,
+    canonical: dict[str, dict],
+    rationale: str,
+    confidence_label: str,
+    now: datetime,
+) -> list[Judgment]:
+    """Write the judgments; the caller holds the assignment's row lock."""
+    elapsed_ms = max(0, int((now - assignment.created_at).total_seconds() * 1000))
+    judgments = [
+        Judgment(
+            item_id=assignment.item_id,
+            aspect=aspect,
+            kind=Judgment.Kind.HUMAN,
+            source="annotate",
+            task_type=project.task_type,
+            value=value,
+            annotator=annotator,
+            assignment=assignment,
+            rationale=rationale,
+            confidence_label=confidence_label,
+            time_spent_ms=elapsed_ms,
+            presentation_order=assignment.presentation_order,
+            created_at=now,
+        )
+        for aspect, value in canonical.items()
+    ]
+    # The unique constraint (assignment, aspect) would stop a second set even without the lock;
+    # an IntegrityError here rolls the whole submit back.
+    Judgment.objects.bulk_create(judgments)
+    Assignment.objects.filter(pk=assignment.pk).update(
+        status=Assignment.Status.SUBMITTED, finished_at=now
+    )
+    Item.objects.filter(pk=assignment.item_id).update(human_done=F("human_done") + 1)
+    return judgments
+
+
+def _repeat_of_submit(assignment: Assignment, canonical: dict[str, dict]) -> list[Judgment]:
+    stored = list(assignment.judgments.order_by("pk"))
+    if {j.aspect: j.value for j in stored} != canonical:
+        raise AssignmentClosed("This item was already submitted with a different verdict.")
+    return stored
+
+
+def assignment_skip(*, assignment: Assignment, annotator: Any, reason: str) -> Assignment:
+    """Give the item back to the pool; this annotator will not be served it again. Idempotent."""
+    if assignment.annotator_id != annotator.pk:
+        raise NotYourAssignment("No such assignment for you.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidVerdict("reason: say why you skip this item")
+    if reason not in SKIP_REASONS and len(reason) > 500:
+        raise InvalidVerdict("reason: at most 500 characters")
+    now = timezone.now()
+    with transaction.atomic():
+        locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
+        if locked.status == Assignment.Status.SKIPPED:
+            return locked
+        if locked.status == Assignment.Status.SUBMITTED:
+            raise AssignmentClosed("This item was already submitted; it cannot be skipped.")
+        if locked.status == Assignment.Status.EXPIRED:
+            raise AssignmentClosed("Your hold on this item already expired.")
+        Assignment.objects.filter(pk=locked.pk).update(
+            status=Assignment.Status.SKIPPED, skip_reason=reason, finished_at=now
+        )
+        # A skip frees the slot for someone else; the skipped row keeps it from this annotator.
+        Item.objects.filter(pk=locked.item_id).update(human_assigned=F("human_assigned") - 1)
+    locked.status, locked.skip_reason, locked.finished_at = Assignment.Status.SKIPPED, reason, now
+    return locked
+
+
+def assignment_renew(*, assignment: Assignment, annotator: Any) -> datetime:
+    """Extend a hold the annotator is still working on; returns the new expiry.
+
+    So a hold lasts `assignment_minutes` from the last sign of activity, not from when it was
+    served. An overdue hold is not revived: same rule as a submit. The conditional UPDATE and
+    the expiry's conditional UPDATE are serialised by the row lock.
+    """
+    if assignment.annotator_id != annotator.pk:
+        raise NotYourAssignment("No such assignment for you.")
+    now = timezone.now()
+    expires_at = now + timedelta(minutes=assignment.project.assignment_minutes)
+    changed = Assignment.objects.filter(
+        pk=assignment.pk, status=Assignment.Status.ACTIVE, expires_at__gt=now
+    ).update(expires_at=expires_at)
+    if not changed:
+        raise AssignmentClosed("This assignment is no longer open.")
+    assignment.expires_at = expires_at
+    return expires_at
+
+
+# --- Reading ----------------------------------------------------------------------------------
+
+
+def queue_progress(*, project: Project, annotator: Any) -> Progress:
+    mine = Assignment.objects.filter(project=project, annotator=annotator)
+    start_of_day = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    done = mine.filter(status=Assignment.Status.SUBMITTED)
+    open_items = (
+        _regular_candidates(project=project, annotator=annotator)
+        .values("pk")[:REMAINING_COUNT_CAP]
+        .count()
+    )
+    return Progress(
+        done=done.count(),
+        today=done.filter(finished_at__gte=start_of_day).count(),
+        skipped=mine.filter(status=Assignment.Status.SKIPPED).count(),
+        remaining=open_items,
+        remaining_capped=open_items >= REMAINING_COUNT_CAP,
+    )
+
+
+# --- Presentation order <-> canonical order ---------------------------------------------------
+
+
+def verdict_to_canonical(task_type: str, value: dict, order: list[int]) -> dict:
+    """Map a verdict given over presented positions onto canonical response indices.
+
+    `order[p]` is the canonical index of the response shown at position p.
+    """
+    if task_type == shapes.PAIRWISE:
+        # Strength is from the first-shown response's point of view; flip it if that was B.
+        return {"strength": value["strength"] if order[0] == 0 else -value["strength"]}
+    if task_type == shapes.RANKING:
+        ranks = [0] * len(order)
+        for position, rank in enumerate(value["ranks"]):
+            ranks[order[position]] = rank
+        return {"ranks": ranks}
+    if task_type == shapes.KWISE:
+        return {"best": order[value["best"]], "worst": order[value["worst"]]}
+    raise shapes.VerdictError(f"task type {task_type!r} is not one of {shapes.TASK_TYPES}")
+
+
+def verdict_to_presented(task_type: str, value: dict, order: list[int]) -> dict:
+    """The inverse of `verdict_to_canonical`: how a stored verdict looks on this screen."""
+    if task_type == shapes.PAIRWISE:
+        return {"strength": value["strength"] if order[0] == 0 else -value["strength"]}
+    if task_type == shapes.RANKING:
+        return {"ranks": [value["ranks"][canonical] for canonical in order]}
+    if task_type == shapes.KWISE:
+        return {"best": order.index(value["best"]), "worst": order.index(value["worst"])}
+    raise shapes.VerdictError(f"task type {task_type!r} is not one of {shapes.TASK_TYPES}")
+
+
+def _canonical_verdicts(
+    *, project: Project, verdicts: dict[str, Any], order: list[int]
+) -> dict[str, dict]:
+    if not isinstance(verdicts, dict):
+        raise InvalidVerdict("verdicts: must map each aspect to a verdict")
+    unknown = sorted(set(verdicts) - set(project.aspects))
+    if unknown:
+        raise InvalidVerdict(f"verdicts: unknown aspect {unknown[0]!r}")
+    canonical: dict[str, dict] = {}
+    for aspect in project.aspects:
+        if aspect not in verdicts:
+            raise InvalidVerdict(f"{aspect}: missing a verdict")
+        try:
+            # Validation is order-free (a permutation stays a permutation), so check as shown.
+            clean = project.validate_verdict(verdicts[aspect])
+        except shapes.VerdictError as exc:
+            raise InvalidVerdict(f"{aspect}: {exc}") from None
+        clean.pop("scores", None)  # scores are an AI-only field
+        canonical[aspect] = verdict_to_canonical(project.task_type, clean, order)
+    return canonical
