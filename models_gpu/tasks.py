@@ -6,10 +6,7 @@ never in the parent process, so CUDA is only touched in the child that uses it).
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import asdict
-from functools import lru_cache
 from typing import Any
 
 from celery import shared_task
@@ -24,20 +21,6 @@ log = logging.getLogger(__name__)
 TRANSIENT_ERRORS = (OperationalError, ConnectionError, TimeoutError)
 
 
-@lru_cache(maxsize=2)
-def _judge_for(spec_key: str) -> Any:
-    from models_gpu import load_judge
-    from models_gpu.spec import JudgeSpec
-
-    return load_judge(JudgeSpec(**json.loads(spec_key)))
-
-
-def cached_judge(spec: Any) -> Any:
-    fields = asdict(spec)
-    fields["options"] = dict(fields.get("options") or {})
-    return _judge_for(json.dumps(fields, sort_keys=True))
-
-
 def run_batch(run_id: int, item_ids: list[int]) -> tuple[int, int] | None:
     """Judge one batch of a run; returns (done, failed), or None when the run is over or broken."""
     from models_gpu.spec import JudgeError
@@ -48,7 +31,9 @@ def run_batch(run_id: int, item_ids: list[int]) -> tuple[int, int] | None:
     project = run.project
     items = judging.judge_items_payload(item_ids)
     try:
-        judge = cached_judge(judging.judge_spec(run.judge))
+        from models_gpu import load_judge  # cached per worker process; torch loads on first use
+
+        judge = load_judge(judging.judge_spec(run.judge))
         rubric = judging.rubric_current(project)
         results = judge.judge(
             items, aspects=judging.judge_aspects(project, run.judge),
