@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from annotate.api import imports, projects
+from annotate.api import annotation, imports, projects
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -18,4 +18,21 @@ urlpatterns = [
         imports.ImportDetailApi.as_view(),
         name="api-import",
     ),
+    # Human queue
+    path(
+        "projects/<slug:slug>/assignments/next/",
+        annotation.AssignmentNextApi.as_view(),
+        name="api-assignment-next",
+    ),
+    path(
+        "projects/<slug:slug>/assignments/<int:assignment_id>/submit/",
+        annotation.AssignmentSubmitApi.as_view(),
+        name="api-assignment-submit",
+    ),
+    path(
+        "projects/<slug:slug>/assignments/<int:assignment_id>/skip/",
+        annotation.AssignmentSkipApi.as_view(),
+        name="api-assignment-skip",
+    ),
+    path("projects/<slug:slug>/progress/", annotation.ProgressApi.as_view(), name="api-progress"),
 ]
