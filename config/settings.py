@@ -7,6 +7,7 @@ SECRET_KEY and DEBUG=0.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -97,8 +98,9 @@ def _database() -> dict:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
         config["CONN_MAX_AGE"] = 0
-        # A file, not memory, so a real worker process in the integration tests sees the test data.
-        config["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+        # A file, not memory, so a real worker process in the integration tests sees the test data;
+        # one per test process, so concurrent runs never share (and delete) each other's database.
+        config["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
     elif config["ENGINE"] != "django.db.backends.postgresql":
         raise ImproperlyConfigured(
             f"DATABASE_URL must be sqlite:// or postgres://, not {config['ENGINE']}."

@@ -43,7 +43,7 @@ def run_batch(run_id: int, item_ids: list[int]) -> tuple[int, int] | None:
         log.warning("judge run %s failed: %s", run_id, exc)
         judging.judge_run_fail(run_id=run_id, message=str(exc))
         return None
-    return judging.judge_batch_record(run=run, results=results, batch_size=len(items))
+    return judging.judge_batch_record(run=run, results=results)
 
 
 @shared_task(

@@ -131,11 +131,11 @@ def judge_items_payload(item_ids: Iterable[int]) -> list[dict[str, Any]]:
     return [{"id": r["pk"], "prompt": r["prompt"], "responses": r["responses"]} for r in rows]
 
 
-def judge_batch_record(*, run: JudgeRun, results: Sequence[Any], batch_size: int) -> tuple[int, int]:
+def judge_batch_record(*, run: JudgeRun, results: Sequence[Any]) -> tuple[int, int]:
     """Store one batch's results; advance the run; finish it after its last batch.
 
     `results` are `models_gpu.results.JudgeResult`s whose `item_id` is the Item pk. Returns
-    (done, failed) for this batch.
+    (newly judged, failed) for this batch.
     """
     project = run.project
     now = timezone.now()
@@ -159,20 +159,28 @@ def judge_batch_record(*, run: JudgeRun, results: Sequence[Any], batch_size: int
                 )
             )
     with transaction.atomic():
-        # ignore_conflicts: a redelivered batch (acks_late after a crash) must not fail or double.
+        # A redelivered batch (acks_late after a worker crash) must neither fail nor count twice:
+        # the unique constraint drops the duplicate rows, and only new items advance progress.
+        ok_ids = {j.item_id for j in judgments}
+        already = set(
+            Judgment.objects.filter(
+                judge=run.judge, prompt_version=run.prompt_version, item_id__in=ok_ids
+            ).values_list("item_id", flat=True)
+        )
         Judgment.objects.bulk_create(judgments, ignore_conflicts=True, batch_size=500)
+        new_done = len(ok_ids - already)
         if truncated or failed:
             _flag_items(run.judge.name, truncated, failed)
-        JudgeRun.objects.filter(pk=run.pk).update(
-            done=F("done") + (len(results) - len(failed)), failed=F("failed") + len(failed),
-            batches_done=F("batches_done") + 1,
-        )
+        if new_done or failed or not already:
+            JudgeRun.objects.filter(pk=run.pk).update(
+                done=F("done") + new_done, failed=F("failed") + len(failed), batches_done=F("batches_done") + 1
+            )
         if failed:
             _append_errors(run.pk, failed)
         JudgeRun.objects.filter(
             pk=run.pk, status=JudgeRun.Status.RUNNING, batches_done__gte=F("batches_total")
         ).update(status=JudgeRun.Status.SUCCEEDED, finished_at=timezone.now())
-    return len(results) - len(failed), len(failed)
+    return new_done, len(failed)
 
 
 def judge_run_fail(*, run_id: int, message: str) -> None:
