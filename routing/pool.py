@@ -1,0 +1,123 @@
+"""A routing pool: the items' features plus the AI labels they carry, and the routing state."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from routing.features import (
+    UNKNOWN,
+    AILabels,
+    Embedder,
+    JudgeVerdicts,
+    PoolFeatures,
+    combine_judges,
+    judge_features,
+    lexical_features,
+    make_pool_features,
+)
+
+
+@dataclass(frozen=True)
+class RoutingPool:
+    """Everything a policy may read about the items (never their human labels)."""
+
+    features: PoolFeatures
+    ai: AILabels
+
+    def __post_init__(self) -> None:
+        if len(self.features) != len(self.ai):
+            raise ValueError("features and AI labels describe different numbers of items")
+
+    def __len__(self) -> int:
+        return len(self.ai)
+
+
+def build_pool(
+    *,
+    prompts: Sequence[object],
+    responses_a: Sequence[object],
+    responses_b: Sequence[object],
+    judges: Sequence[JudgeVerdicts],
+    tags: Mapping[str, Sequence[str | None]] | None = None,
+    embedder: Embedder | None = None,
+    primary_judge: int = 0,
+    judge_weights: Sequence[float] | None = None,
+    n_bins: int = 3,
+) -> RoutingPool:
+    """Build a pool from raw texts, a judge panel and optional LLM tags.
+
+    ``judges`` must hold at least one judge (the AI labels come from it, see
+    :func:`routing.features.combine_judges`). Bins are fixed on this whole pool.
+    """
+    ai = combine_judges(judges, weights=judge_weights, primary=primary_judge)
+    categorical = {"panel_votes": panel_votes(judges), **(tags or {})}
+    lex_names, lex, emb_diff = lexical_features(
+        prompts, responses_a, responses_b, embedder=embedder
+    )
+    j_names, jv = judge_features(judges, ai)
+    features = make_pool_features(
+        [*lex_names, *j_names],
+        np.hstack([lex, jv]) if len(ai) else np.zeros((0, len(lex_names) + len(j_names))),
+        categorical=categorical,
+        embedding_diff=emb_diff,
+        n_bins=n_bins,
+    )
+    return RoutingPool(features=features, ai=ai)
+
+
+def panel_votes(judges: Sequence[JudgeVerdicts]) -> list[str]:
+    """Each item's pattern of judge votes, e.g. ``"tie|b"`` (``"-"`` = unusable verdict).
+
+    A categorical column, so that a learned router can give each pattern its own error rate:
+    on real data "both judges say tie" is wrong far more often than "both say A", although
+    both look equally confident to a panel-agreement score.
+    """
+    names = np.array(["tie", "a", "b"])
+    cols = []
+    for j in judges:
+        p = j.balanced()
+        ok = ~np.isnan(p).any(axis=1)
+        cols.append(np.where(ok, names[np.nan_to_num(p).argmax(axis=1)], "-"))
+    if not cols:
+        return []
+    return ["|".join(row) for row in zip(*cols, strict=True)]
+
+
+@dataclass(frozen=True)
+class RoutingState:
+    """What has happened so far: which items went to humans, and the labels that came back.
+
+    ``human_labels[i]`` is the aggregated human label of item ``i`` (``-1`` while unknown).
+    A label on an item that was never routed is rejected: a policy must not be able to read
+    what it has not paid for, and this is the one place that guarantees it.
+    """
+
+    routed: np.ndarray
+    human_labels: np.ndarray
+
+    @classmethod
+    def empty(cls, n: int) -> RoutingState:
+        return cls(np.zeros(n, dtype=bool), np.full(n, UNKNOWN, dtype=int))
+
+    @classmethod
+    def of(cls, n: int, routed: np.ndarray | None, human_labels: np.ndarray | None) -> RoutingState:
+        """Validate and normalise caller arrays (``None`` = nothing routed / nothing known)."""
+        r = np.zeros(n, dtype=bool) if routed is None else np.asarray(routed, dtype=bool)
+        h = (
+            np.full(n, UNKNOWN, dtype=int)
+            if human_labels is None
+            else np.asarray(human_labels, dtype=int)
+        )
+        if r.shape != (n,) or h.shape != (n,):
+            raise ValueError(f"routed and human_labels must have shape ({n},)")
+        if np.any((h != UNKNOWN) & ~r):
+            raise ValueError("human labels given for items that were not routed to humans")
+        return cls(r, h)
+
+    @property
+    def known(self) -> np.ndarray:
+        """Indices of routed items whose human label has come back."""
+        return np.flatnonzero(self.routed & (self.human_labels != UNKNOWN))

@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from routing.features import (
+    UNKNOWN,
+    JudgeVerdicts,
+    as_text,
+    bin_edges,
+    bin_indicators,
+    combine_judges,
+    encode_tags,
+    judge_features,
+    lexical_features,
+    make_pool_features,
+)
+from routing.pool import build_pool
+
+
+def fake_embedder(texts: list[str]) -> np.ndarray:
+    """Deterministic bag-of-letters embedding: no model, same shape contract as MiniLM."""
+    out = np.zeros((len(texts), 26))
+    for i, t in enumerate(texts):
+        for ch in t.lower():
+            if "a" <= ch <= "z":
+                out[i, ord(ch) - 97] += 1
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(norms == 0, 1, norms)
+
+
+def test_as_text_turns_nan_none_and_booleans_into_text():
+    assert as_text(float("nan")) == ""
+    assert as_text(None) == ""
+    assert as_text(True) == "True"
+    assert as_text("x") == "x"
+
+
+def test_lexical_features_measure_lengths_and_overlap():
+    names, values, diff = lexical_features(
+        ["say hi", float("nan")], ["hi there friend", "same words"], ["hi", "same words"]
+    )
+    row = dict(zip(names, values[0], strict=True))
+    assert row["shorter_len"] == pytest.approx(math.log1p(1))
+    assert row["longer_len"] == pytest.approx(math.log1p(3))
+    assert row["token_overlap"] == pytest.approx(1 / 3)
+    assert values[1, names.index("token_overlap")] == 1.0
+    assert diff is None
+    assert "embedding_similarity" not in names
+
+
+def test_lexical_features_use_an_injected_embedder():
+    names, values, diff = lexical_features(
+        ["p", "p"], ["abc", "abc"], ["abc", "xyz"], embedder=fake_embedder
+    )
+    sim = values[:, names.index("embedding_similarity")]
+    assert sim[0] == pytest.approx(1.0)
+    assert sim[1] == pytest.approx(0.0)
+    assert diff.shape == (2, 26)
+    assert np.allclose(diff[0], 0.0)
+
+
+def test_combine_judges_breaks_a_split_panel_with_the_primary_judge():
+    gpt = JudgeVerdicts.from_labels("gpt", [1, 2, UNKNOWN, UNKNOWN])
+    pl = JudgeVerdicts.from_labels("pl", [2, 2, 0, UNKNOWN])
+    ai = combine_judges([gpt, pl], primary=0)
+    assert ai.label.tolist() == [1, 2, 0, UNKNOWN]
+    assert ai.confidence[1] == pytest.approx(1.0)
+    assert ai.confidence[0] == pytest.approx(0.5)
+    # A failed judge counts as uniform, so a lone survivor is less sure than a unanimous panel.
+    assert ai.confidence[2] == pytest.approx((1 + 1 / 3) / 2)
+    assert ai.confidence[3] == 0.0
+    assert combine_judges([gpt, pl], primary=1).label[0] == 2
+
+
+def test_balanced_probabilities_average_both_presentation_orders():
+    judge = JudgeVerdicts(
+        "j",
+        np.array([[0.0, 0.8, 0.2], [0.1, 0.9, 0.0]]),
+        np.array([[0.0, 0.2, 0.8], [np.nan, np.nan, np.nan]]),
+    )
+    assert np.allclose(judge.balanced(), [[0.0, 0.5, 0.5], [0.1, 0.9, 0.0]])
+
+
+def test_judge_features_report_panel_and_swap_disagreement():
+    a = JudgeVerdicts(
+        "a", np.array([[0, 1, 0], [0, 1, 0]], float), np.array([[0, 0, 1], [0, 1, 0]], float)
+    )
+    b = JudgeVerdicts.from_labels("b", [1, 2])
+    ai = combine_judges([a, b])
+    names, values = judge_features([a, b], ai)
+    col = dict(zip(names, values.T, strict=True))
+    assert col["swap_disagreement"].tolist() == pytest.approx([1.0, 0.0])
+    assert col["panel_disagreement"].tolist() == pytest.approx([0.0, 0.5])
+    assert col["judge:b:p_b"].tolist() == [0.0, 1.0]
+
+
+def test_encode_tags_makes_sorted_one_hot_columns_and_leaves_untagged_rows_empty():
+    names, values = encode_tags(
+        {"safety": ["low", None, "high"], "expertise": ["expert", "basic", ""]}, 3
+    )
+    assert names == ["expertise=basic", "expertise=expert", "safety=high", "safety=low"]
+    assert values.tolist() == [[0, 1, 0, 1], [1, 0, 0, 0], [0, 0, 1, 0]]
+
+
+def test_encode_tags_rejects_a_column_of_the_wrong_length():
+    with pytest.raises(ValueError, match="safety"):
+        encode_tags({"safety": ["low"]}, 2)
+
+
+def test_bins_are_fixed_on_the_whole_pool_not_on_a_subset():
+    values = np.arange(9, dtype=float)[:, None]
+    names, bins = bin_indicators(["x"], values, bin_edges(values))
+    assert names == ["x=low", "x=mid", "x=high"]
+    assert bins.sum(axis=0).tolist() == [3, 3, 3]
+    # The three largest items stay "high" when looked at on their own.
+    assert bins[6:, 2].all()
+
+
+def test_make_pool_features_builds_the_binary_tag_view_for_hyper():
+    pf = make_pool_features(
+        ["x"], np.arange(6.0)[:, None], categorical={"subject": ["m"] * 3 + ["b"] * 3}
+    )
+    assert pf.tag_names == ["x=low", "x=mid", "x=high", "subject=b", "subject=m"]
+    assert pf.tags.dtype == bool and pf.tags.shape == (6, 5)
+    names, matrix = pf.model_matrix()
+    assert names == ["x", "subject=b", "subject=m"] and matrix.shape == (6, 3)
+
+
+def test_build_pool_accepts_an_empty_pool():
+    pool = build_pool(
+        prompts=[], responses_a=[], responses_b=[], judges=[JudgeVerdicts.from_labels("j", [])]
+    )
+    assert len(pool) == 0
+
+
+def test_build_pool_adds_the_panel_vote_pattern_as_a_category():
+    pool = build_pool(
+        prompts=["p", "q"],
+        responses_a=["a", "b"],
+        responses_b=["c", "d"],
+        judges=[
+            JudgeVerdicts.from_labels("g", [0, UNKNOWN]),
+            JudgeVerdicts.from_labels("p", [0, 2]),
+        ],
+        tags={"safety": ["low", "high"]},
+    )
+    assert "panel_votes=tie|tie" in pool.features.categorical_names
+    assert "panel_votes=-|b" in pool.features.categorical_names
+    assert "safety=high" in pool.features.tag_names
+
+
+@pytest.mark.slow
+def test_minilm_embedder_loads_offline_and_returns_unit_vectors():
+    from routing.features import minilm_embedder
+
+    emb = minilm_embedder()(["a cat sat", "a cat sat", "quarterly revenue"])
+    assert emb.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
+    assert emb[0] @ emb[1] > 0.99 > emb[0] @ emb[2]
