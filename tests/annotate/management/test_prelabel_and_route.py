@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from annotate.models import Judge, Judgment, RoutingRun
+from tests.annotate.judge_fakes import FakeJudge, use_fake_judge
+
+pytestmark = pytest.mark.django_db
+
+
+def test_prelabel_judges_every_item_in_this_process(project: Any, monkeypatch: Any) -> None:
+    Judge.objects.create(name="tiny", aspect_mode="overall_only", items_per_task=2)
+    use_fake_judge(monkeypatch, FakeJudge())
+    out = StringIO()
+    call_command("prelabel", "--project", project.slug, "--judge", "tiny", stdout=out, stderr=StringIO())
+    assert "succeeded, 5 judged, 0 failed" in out.getvalue()
+    assert Judgment.objects.filter(judge__name="tiny").count() == 5
+
+
+def test_prelabel_names_the_known_judges_when_one_is_unknown(project: Any) -> None:
+    Judge.objects.create(name="tiny")
+    with pytest.raises(CommandError, match=r"no judge 'huge' \(judges: tiny\)"):
+        call_command("prelabel", "--project", project.slug, "--judge", "huge")
+
+
+def test_prelabel_exits_non_zero_when_the_run_fails(project: Any, monkeypatch: Any) -> None:
+    Judge.objects.create(name="tiny")
+    use_fake_judge(monkeypatch, FakeJudge(broken="cannot load /models/x"))
+    with pytest.raises(CommandError, match="cannot load /models/x"):
+        call_command("prelabel", "--project", project.slug, "--judge", "tiny", stdout=StringIO(), stderr=StringIO())
+
+
+def test_route_applies_unless_dry_run(project: Any, monkeypatch: Any) -> None:
+    Judge.objects.create(name="tiny", aspect_mode="overall_only")
+    use_fake_judge(monkeypatch, FakeJudge())
+    call_command("prelabel", "--project", project.slug, "--judge", "tiny", stdout=StringIO(), stderr=StringIO())
+    out = StringIO()
+    call_command("route", "--project", project.slug, "--policy", "uncertainty", "--budget", "2", "--dry-run", stdout=out)
+    assert "2 of 5 items to humans" in out.getvalue()
+    assert not project.items.filter(route="human").exists()
+    call_command("route", "--project", project.slug, "--policy", "uncertainty", "--budget", "2", stdout=StringIO())
+    assert project.items.filter(route="human").count() == 2
+    assert RoutingRun.objects.filter(status="applied").count() == 1
