@@ -115,15 +115,20 @@ def assignment_next(
         pools = [_gold_candidates, _regular_candidates]
         if rng.random() >= project.gold_rate:
             pools.reverse()
-        for pool in pools:
-            # SKIP LOCKED: a row another annotator is being given right now is passed over
-            # instead of waited for, so concurrent "next" calls fan out over the pool.
-            locked = pool(project=project, annotator=annotator).select_for_update(
-                skip_locked=True, of=("self",)
-            )
-            item = next(iter(locked[:1]), None)
-            if item is not None:
-                return _assign(project=project, item=item, annotator=annotator, now=now, rng=rng)
+        # First pass, SKIP LOCKED: a row another annotator is being given right now is passed
+        # over instead of waited for, so concurrent calls fan out over the pool. Only if that
+        # finds nothing, a second pass waits for the locked rows: "nothing left" must mean
+        # nothing left, not "the last items were busy for a millisecond".
+        for skip_locked in (True, False):
+            for pool in pools:
+                locked = pool(project=project, annotator=annotator).select_for_update(
+                    skip_locked=skip_locked, of=("self",)
+                )
+                item = next(iter(locked[:1]), None)
+                if item is not None:
+                    return _assign(
+                        project=project, item=item, annotator=annotator, now=now, rng=rng
+                    )
     return None
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+import threading
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from annotate.models import Assignment, Item, Judgment
@@ -23,6 +25,7 @@ from annotate.services.queue import (
     verdict_to_canonical,
     verdict_to_presented,
 )
+from tests.conftest import REQUIRE_SERVICES, need_service
 
 pytestmark = pytest.mark.django_db
 
@@ -472,3 +475,99 @@ def test_the_stored_judgment_is_in_canonical_order_whatever_was_shown(
     assert stored.value == {"ranks": [3, 1, 2]}
     prefs = stored.preferences()
     assert any(p.winner == 1 and p.loser == 0 and p.strength == 2 for p in prefs)
+
+
+# --- Concurrency --------------------------------------------------------------------------------
+
+
+def _race(make_project: Any, make_user: Any, set_role: Any, *, workers: int, items: int) -> None:
+    """Many annotators pull and submit at once, each thread on its own connection; some submit
+    twice at the same moment. Afterwards every counter must match the rows, and nothing may be
+    lost, doubled, or past overlap."""
+    overlap = 3
+    project = make_project(
+        "race", items=items, overlap=overlap, gold_rate=0.2, aspects=["overall", "style"]
+    )
+    Item.objects.filter(pk__in=list(project.items.values_list("pk", flat=True)[:3])).update(
+        is_gold=True
+    )
+    people = [make_user(f"w{i}") for i in range(workers)]
+    for person in people:
+        set_role(project, person, "annotator")
+    errors: list[BaseException] = []
+    start = threading.Barrier(workers)
+
+    def work(person: Any) -> None:
+        try:
+            start.wait()
+            rng = random.Random(person.pk)
+            while (a := assignment_next(project=project, annotator=person, rng=rng)) is not None:
+                verdicts = {"overall": {"strength": 1}, "style": {"strength": -1}}
+                if rng.random() < 0.3:
+                    # A double click: two requests for the same assignment at the same moment.
+                    twins = [
+                        threading.Thread(target=_submit_closing, args=(a, person, verdicts, errors))
+                        for _ in range(2)
+                    ]
+                    for t in twins:
+                        t.start()
+                    for t in twins:
+                        t.join()
+                else:
+                    judgment_submit(assignment=a, annotator=person, verdicts=verdicts)
+        except BaseException as exc:  # the main thread reports it
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(p,)) for p in people]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors
+
+    assignments = Assignment.objects.filter(project=project)
+    assert not assignments.filter(status=Assignment.Status.ACTIVE).exists()
+    pairs = list(assignments.values_list("item_id", "annotator_id"))
+    assert len(pairs) == len(set(pairs)), "an annotator got the same item twice"
+    for item in Item.objects.filter(project=project):
+        submitted = assignments.filter(item=item, status=Assignment.Status.SUBMITTED).count()
+        assert item.human_assigned == submitted == item.human_done
+        if item.is_gold:
+            assert submitted == workers, "every annotator meets every gold item once"
+        else:
+            assert submitted == overlap, f"item {item.pk}: {submitted} judgments, overlap {overlap}"
+    judgments = Judgment.objects.filter(item__project=project, kind=Judgment.Kind.HUMAN)
+    assert judgments.count() == 2 * assignments.filter(status="submitted").count()
+
+
+def _submit_closing(a: Assignment, person: Any, verdicts: dict, errors: list) -> None:
+    try:
+        judgment_submit(assignment=a, annotator=person, verdicts=verdicts)
+    except BaseException as exc:
+        errors.append(exc)
+    finally:
+        connection.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_annotators_on_the_configured_database_never_exceed_overlap(
+    make_project: Any, make_user: Any, set_role: Any
+) -> None:
+    # On SQLite the IMMEDIATE transactions serialise the writers; skip_locked is ignored there.
+    _race(make_project, make_user, set_role, workers=6, items=12)
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_annotators_on_postgresql_never_exceed_overlap(
+    make_project: Any, make_user: Any, set_role: Any
+) -> None:
+    need_service("PostgreSQL", "127.0.0.1", 5432)
+    if connection.vendor != "postgresql":
+        message = "run with DATABASE_URL=postgres://… to test row locks under real concurrency"
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+    _race(make_project, make_user, set_role, workers=16, items=60)
