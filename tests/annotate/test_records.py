@@ -43,7 +43,9 @@ def jsonl(objects: list[dict[str, Any]]) -> str:
 
 
 def test_jsonl_rows_carry_their_line_numbers_and_blank_lines_count(tmp_path: Path) -> None:
-    path = write(tmp_path / "items.jsonl", jsonl([canonical(0)]) + "\n   \n" + jsonl([canonical(1)]))
+    path = write(
+        tmp_path / "items.jsonl", jsonl([canonical(0)]) + "\n   \n" + jsonl([canonical(1)])
+    )
     rows = rows_of(path)
     assert [(r.line, r.data["id"]) for r in rows] == [(1, "item-0"), (4, "item-1")]
     assert all(r.error is None for r in rows)
@@ -152,13 +154,7 @@ def test_an_unclosed_json_array_is_reported(tmp_path: Path) -> None:
 def test_csv_rows_are_numbered_by_their_first_line_across_quoted_newlines_and_blanks(
     tmp_path: Path,
 ) -> None:
-    text = (
-        "prompt,response_1,response_2\n"
-        "p1,a,b\n"
-        '"multi\nline prompt","x",y\n'
-        "\n"
-        "p3,,c\n"
-    )
+    text = 'prompt,response_1,response_2\np1,a,b\n"multi\nline prompt","x",y\n\np3,,c\n'
     rows = rows_of(write(tmp_path / "items.csv", text))
     assert [r.line for r in rows] == [2, 3, 6]
     assert rows[1].data["prompt"] == "multi\nline prompt"
@@ -233,7 +229,9 @@ def test_gzip_is_detected_by_magic_bytes_for_every_format_whatever_the_name(
     jsonl_path = write(tmp_path / "a.jsonl", jsonl([canonical(0), canonical(1)]), gz=True)
     json_path = write(tmp_path / "noext", json.dumps([canonical(0)]), gz=True)
     csv_path = write(tmp_path / "a.csv", "prompt,response_1,response_2\np,a,b\n", gz=True)
-    parquet_plain = write_parquet(tmp_path / "plain.parquet", {"prompt": ["p"], "response_1": ["a"]})
+    parquet_plain = write_parquet(
+        tmp_path / "plain.parquet", {"prompt": ["p"], "response_1": ["a"]}
+    )
     parquet_path = tmp_path / "packed.bin"
     parquet_path.write_bytes(gzip.compress(parquet_plain.read_bytes()))
 
@@ -305,7 +303,9 @@ def test_a_chosen_rejected_pair_places_the_label_by_content_hash_with_the_right_
 
 
 def test_hh_rlhf_transcripts_become_a_chat_prompt_and_the_last_assistant_turns() -> None:
-    shared = "\n\nHuman: Hi there\n\nAssistant: Hello! How can I help?\n\nHuman: How do I boil an egg?"
+    shared = (
+        "\n\nHuman: Hi there\n\nAssistant: Hello! How can I help?\n\nHuman: How do I boil an egg?"
+    )
     item = records.normalise(
         {
             "chosen": shared + "\n\nAssistant: Simmer it for nine minutes.",
