@@ -19,3 +19,15 @@ def import_file(batch_id: int) -> None:
     import_batch_run(
         batch=ImportBatch.objects.select_related("project", "created_by").get(pk=batch_id)
     )
+
+
+@shared_task(name="annotate.tasks.export_dataset")
+def export_dataset(export_id: int) -> None:
+    """Write one export's files. Only the delivery that claims the queued row runs; its outcome
+    (rows, files, error) is recorded on the Export row, not in the result backend."""
+    from annotate.services.exports import export_claim, export_run
+
+    export = export_claim(export_id=export_id)
+    if export is None:
+        return
+    export_run(export=export)

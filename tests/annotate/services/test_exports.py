@@ -1,0 +1,318 @@
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from annotate.models import Export, Item, Judge, Judgment, RoutingRun
+from annotate.records import hash_content
+from annotate.services import exports
+from annotate.services.exports import ExportError, export_create, export_run
+from annotate.services.labels import final_labels_compute
+from config.celery import app as celery_app
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def export_dir(settings: Any, tmp_path: Path) -> Path:
+    settings.EXPORT_DIR = tmp_path / "exports"
+    return settings.EXPORT_DIR
+
+
+def human(item: Item, who: str, value: dict, aspect: str = "overall", user: Any = None) -> Judgment:
+    return Judgment.objects.create(
+        item=item, aspect=aspect, kind="human", source="annotate" if user else who,
+        annotator=user, external_annotator="" if user else who,
+        task_type=item.project.task_type, value=value, time_spent_ms=1200,
+    )
+
+
+def run(project: Any, shape: str, fmt: str = "jsonl", **filters: Any) -> Export:
+    export = export_create(project=project, shape=shape, file_format=fmt, filters=filters, enqueue=False)
+    export = exports.export_claim(export_id=export.pk)
+    export = export_run(export=export)
+    assert export.status == "succeeded", export.error
+    return export
+
+
+def read_jsonl(export: Export, split: str = "train") -> list[dict]:
+    path = Path(export.path) / f"{split}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def labelled(project: Any) -> Any:
+    """Items 0-2 judged by two humans each: A much better, B slightly better, a tie."""
+    for ext, s in (("0", 2), ("1", -1), ("2", 0)):
+        item = project.items.get(external_id=ext)
+        human(item, "x", {"strength": s})
+        human(item, "y", {"strength": s})
+    final_labels_compute(project=project)
+    return project
+
+
+def test_dpo_rows_have_prompt_chosen_rejected_and_margin(labelled: Any) -> None:
+    export = run(labelled, "dpo")
+    rows = {r["item_id"]: r for r in read_jsonl(export)}
+    assert set(rows) == {"0", "1"}  # the tie is dropped by default
+    assert rows["0"]["prompt"] == "Prompt number 0: explain something."
+    assert rows["0"]["chosen"] == "Response 0 to prompt 0."
+    assert rows["0"]["rejected"] == "Response 1 to prompt 0."
+    assert rows["0"]["margin"] == 2.0
+    assert (rows["1"]["chosen_model"], rows["1"]["margin"]) == ("model-1", 1.0)
+    assert rows["1"]["label_source"] == "human"
+    assert rows["1"]["agreement"] == 1.0
+    assert export.rows == 2
+    assert export.stats["ties_dropped"] == 1
+
+
+def test_ties_can_be_kept_with_margin_zero(labelled: Any) -> None:
+    rows = read_jsonl(run(labelled, "dpo", keep_ties=True))
+    assert sorted(r["margin"] for r in rows) == [0.0, 1.0, 2.0]
+
+
+def test_reward_pairs_carry_the_prompt_inside_each_side(labelled: Any) -> None:
+    row = next(r for r in read_jsonl(run(labelled, "reward")) if r["item_id"] == "0")
+    assert row["chosen"] == "Prompt number 0: explain something.\n\nResponse 0 to prompt 0."
+    assert "prompt" not in row
+    assert row["margin"] == 2.0
+
+
+def test_conversational_dpo_uses_chat_messages(labelled: Any) -> None:
+    row = next(r for r in read_jsonl(run(labelled, "dpo", conversational=True)) if r["item_id"] == "0")
+    assert row["prompt"] == [{"role": "user", "content": "Prompt number 0: explain something."}]
+    assert row["chosen"] == [{"role": "assistant", "content": "Response 0 to prompt 0."}]
+
+
+def test_rankings_expand_to_every_pair(make_project: Any) -> None:
+    project = make_project("rank", items=1, task_type="ranking", k=3)
+    human(project.items.get(), "x", {"ranks": [2, 1, 3]})
+    final_labels_compute(project=project)
+    rows = read_jsonl(run(project, "dpo"))
+    pairs = {(r["chosen_model"], r["rejected_model"], r["margin"]) for r in rows}
+    assert pairs == {("model-1", "model-0", 1.0), ("model-1", "model-2", 2.0), ("model-0", "model-2", 1.0)}
+
+
+def test_best_worst_expands_without_inventing_pairs_between_middles(make_project: Any) -> None:
+    project = make_project("bw", items=1, task_type="kwise", k=4)
+    human(project.items.get(), "x", {"best": 2, "worst": 0})
+    final_labels_compute(project=project)
+    rows = read_jsonl(run(project, "dpo"))
+    assert len(rows) == 5  # best>worst, best>2 middles, 2 middles>worst
+    assert {("model-1", "model-3"), ("model-3", "model-1")}.isdisjoint(
+        {(r["chosen_model"], r["rejected_model"]) for r in rows}
+    )
+
+
+def test_listwise_rows_rank_the_k_responses(make_project: Any) -> None:
+    project = make_project("rank", items=1, task_type="ranking", k=3)
+    human(project.items.get(), "x", {"ranks": [2, 1, 3]})
+    final_labels_compute(project=project)
+    (row,) = read_jsonl(run(project, "listwise"))
+    assert row["ranks"] == [2, 1, 3]
+    assert row["models"] == ["model-0", "model-1", "model-2"]
+    assert len(row["responses"]) == len(row["scores"]) == 3
+
+
+def test_raw_has_every_judgment_with_pseudonymised_annotators(labelled: Any, member: Any) -> None:
+    judge = Judge.objects.create(name="judge-1", backend="imported")
+    item = labelled.items.get(external_id="3")
+    Judgment.objects.create(
+        item=item, kind="ai", source="judge-1", judge=judge, prompt_version="v1", task_type="pairwise",
+        value={"strength": 1}, probabilities={"a": 0.7, "b": 0.2, "tie": 0.1}, confidence=0.7,
+    )
+    human(item, "", {"strength": -2}, user=member)
+    export = run(labelled, "raw")
+    text = (Path(export.path) / "train.jsonl").read_text()
+    rows = [json.loads(line) for line in text.splitlines()]
+    assert len(rows) == 8
+    assert "member" not in text and '"x"' not in text and '"y"' not in text
+    humans = [r for r in rows if r["kind"] == "human"]
+    assert {r["source"] for r in humans} == {"annotate", "imported"}
+    assert all(r["annotator"].startswith("annotator-") for r in humans)
+    assert len({r["annotator"] for r in humans}) == 3
+    ai_row = next(r for r in rows if r["kind"] == "ai")
+    assert ai_row["judge"] == "judge-1"
+    assert ai_row["value"] == {"strength": 1}
+    assert ai_row["probabilities"] == {"a": 0.7, "b": 0.2, "tie": 0.1}
+    # Stable: a second export names the same people the same way.
+    again = {r["id"]: r["annotator"] for r in read_jsonl(run(labelled, "raw"))}
+    assert all(again[r["id"]] == r["annotator"] for r in humans)
+
+
+def test_pseudonyms_differ_between_projects(project: Any, make_project: Any) -> None:
+    other = make_project("other")
+    assert exports.pseudonym(project=project, key="ext:x") != exports.pseudonym(project=other, key="ext:x")
+
+
+def test_source_filter_keeps_only_that_source(labelled: Any) -> None:
+    judge = Judge.objects.create(name="j", backend="imported")
+    labelled.judges.add(judge)
+    item = labelled.items.get(external_id="4")
+    Judgment.objects.create(
+        item=item, kind="ai", source="j", judge=judge, prompt_version="v1", task_type="pairwise",
+        value={"strength": -2}, confidence=0.9,
+    )
+    final_labels_compute(project=labelled)
+    assert {r["item_id"] for r in read_jsonl(run(labelled, "dpo", source="ai"))} == {"4"}
+    assert {r["item_id"] for r in read_jsonl(run(labelled, "dpo", source="human"))} == {"0", "1"}
+
+
+def test_min_agreement_drops_disputed_and_unmeasured_labels(labelled: Any) -> None:
+    item = labelled.items.get(external_id="3")
+    for who, s in (("x", 2), ("y", 1), ("z", -2)):
+        human(item, who, {"strength": s})
+    final_labels_compute(project=labelled)
+    assert {r["item_id"] for r in read_jsonl(run(labelled, "dpo"))} == {"0", "1", "3"}
+    assert {r["item_id"] for r in read_jsonl(run(labelled, "dpo", min_agreement=0.9))} == {"0", "1"}
+
+
+def test_aspect_filter(labelled: Any) -> None:
+    human(labelled.items.get(external_id="0"), "x", {"strength": -2}, aspect="harmlessness")
+    final_labels_compute(project=labelled)
+    rows = read_jsonl(run(labelled, "dpo", aspect="harmlessness"))
+    assert [(r["aspect"], r["chosen_model"]) for r in rows] == [("harmlessness", "model-1")]
+
+
+def test_bad_filters_are_refused(project: Any) -> None:
+    for filters in ({"source": "robots"}, {"min_agreement": 2}, {"aspect": "nope"}, {"test_fraction": 1}):
+        with pytest.raises(ExportError):
+            export_create(project=project, shape="dpo", file_format="jsonl", filters=filters, enqueue=False)
+    with pytest.raises(ExportError):
+        export_create(project=project, shape="sft", file_format="jsonl", enqueue=False)
+
+
+def test_the_split_never_puts_one_prompt_on_both_sides(make_project: Any) -> None:
+    project = make_project("split")
+    for n in range(200):
+        prompt = f"Shared prompt {n // 2}"  # two items per prompt, different responses
+        responses = [{"model": "m0", "text": f"a{n}"}, {"model": "m1", "text": f"b{n}"}]
+        item = Item.objects.create(
+            project=project, external_id=str(n), content_hash=hash_content(prompt, responses),
+            prompt=prompt if n % 4 else f"  {prompt}\n", responses=responses,
+        )
+        human(item, "x", {"strength": 1})
+    final_labels_compute(project=project)
+    export = run(project, "dpo", test_fraction=0.3)
+    train, test = read_jsonl(export, "train"), read_jsonl(export, "test")
+    assert {" ".join(r["prompt"].split()) for r in train}.isdisjoint(
+        {" ".join(r["prompt"].split()) for r in test}
+    )
+    assert 0.15 < len(test) / 200 < 0.45
+    assert export.stats["rows"] == {"train": len(train), "test": len(test)}
+    assert exports.split_of("p", test_fraction=0.3, seed="a") in {"train", "test"}
+
+
+def test_parquet_is_written_in_row_groups_and_matches_jsonl(labelled: Any, monkeypatch: Any) -> None:
+    for n in range(5, 45):
+        prompt = f"more {n}"
+        responses = [{"model": "m0", "text": "a"}, {"model": "m1", "text": "b"}]
+        item = Item.objects.create(
+            project=labelled, external_id=str(n), content_hash=hash_content(prompt, responses),
+            prompt=prompt, responses=responses,
+        )
+        human(item, "x", {"strength": 2})
+    final_labels_compute(project=labelled)
+    monkeypatch.setattr(exports, "ROW_GROUP_ROWS", 10)
+    parquet = run(labelled, "dpo", "parquet")
+    pf = pq.ParquetFile(Path(parquet.path) / "train.parquet")
+    assert pf.metadata.num_row_groups == 5
+    assert pf.read().to_pylist() == read_jsonl(run(labelled, "dpo", "jsonl"))
+
+
+def test_raw_parquet_keeps_verdicts_as_json_text(labelled: Any) -> None:
+    table = pq.read_table(Path(run(labelled, "raw", "parquet").path) / "train.parquet")
+    assert {json.loads(v)["strength"] for v in table.column("value").to_pylist()} == {2, -1, 0}
+    assert table.num_rows == 6
+
+
+def test_hf_folder_loads_with_datasets_and_has_a_card(labelled: Any) -> None:
+    import datasets
+
+    export = run(labelled, "dpo", "hf", test_fraction=0.5, split_seed="a")
+    folder = Path(export.path)
+    loaded = datasets.load_from_disk(str(folder))
+    assert sorted(loaded) == ["test", "train"]
+    assert sum(len(loaded[s]) for s in loaded) == 2
+    assert set(loaded["test"].column_names) >= {"prompt", "chosen", "rejected", "margin"}
+    card = (folder / "README.md").read_text()
+    assert "Krippendorff" in card and "| **total** | 2 |" in card
+    assert not (folder / "_parquet").exists() and not (folder / "_cache").exists()
+    assert any(f["name"] == "README.md" for f in export.files)
+
+
+def test_the_card_names_the_routing_policy_and_budget(labelled: Any) -> None:
+    RoutingRun.objects.create(
+        project=labelled, policy="uncertainty", policy_version="v2", budget=300, status="applied",
+        human_items=150, estimate={"accuracy": 0.91, "curve": [1, 2]},
+    )
+    export = run(labelled, "dpo")
+    card = (Path(export.path) / "README.md").read_text()
+    assert "Policy `uncertainty` (v2), budget 300 judgments; 150 items went to humans." in card
+    assert "accuracy = 0.91" in card
+    assert "configs:" in card and "path: train.jsonl" in card
+
+
+def test_labels_are_computed_when_the_project_has_none(project: Any) -> None:
+    human(project.items.get(external_id="0"), "x", {"strength": 2})
+    assert len(read_jsonl(run(project, "dpo"))) == 1
+
+
+def test_the_task_runs_the_export_after_commit_with_progress(
+    labelled: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    eager = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            export = export_create(project=labelled, shape="dpo", file_format="jsonl")
+    finally:
+        celery_app.conf.task_always_eager = eager
+    export.refresh_from_db()
+    assert export.status == "succeeded"
+    assert (export.total, export.processed, export.rows, export.percent) == (3, 3, 2, 100)
+    assert export.started_at and export.finished_at
+
+
+def test_a_second_delivery_of_the_task_does_nothing(labelled: Any) -> None:
+    from annotate.tasks import export_dataset
+
+    export = export_create(project=labelled, shape="dpo", file_format="jsonl", enqueue=False)
+    export_dataset(export.pk)
+    Export.objects.filter(pk=export.pk).update(rows=99)
+    export_dataset(export.pk)
+    assert Export.objects.get(pk=export.pk).rows == 99
+    export_dataset(123456)  # gone: exits quietly
+
+
+def test_a_failing_export_records_why(labelled: Any, monkeypatch: Any) -> None:
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(exports, "_JsonlSink", boom)
+    export = export_create(project=labelled, shape="dpo", file_format="jsonl", enqueue=False)
+    export = export_run(export=exports.export_claim(export_id=export.pk))
+    assert export.status == "failed"
+    assert "disk full" in export.error
+
+
+def test_file_paths_stay_inside_the_export(labelled: Any) -> None:
+    export = run(labelled, "dpo")
+    assert exports.export_file_path(export=export, name="train.jsonl").name == "train.jsonl"
+    for name in ("../../etc/passwd", "missing.jsonl", "/etc/passwd"):
+        with pytest.raises(ExportError):
+            exports.export_file_path(export=export, name=name)
+
+
+def test_the_zip_stream_holds_every_file(labelled: Any) -> None:
+    export = run(labelled, "dpo", "hf")
+    data = b"".join(exports.export_zip_stream(export=export))
+    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    assert "README.md" in names and "dataset_dict.json" in names
+    assert sorted(names) == sorted(f["name"] for f in export.files)
