@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from tests.conftest import REPO, need_service
@@ -67,7 +68,11 @@ def _drop_connections(app: Any) -> None:
 
 @pytest.fixture
 def worker(broker: dict[str, Any], tmp_path: Path) -> Iterator[subprocess.Popen]:
-    env = {**os.environ, **broker["env"], "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "config.settings"}
+    env = {
+        **os.environ, **broker["env"], "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "config.settings",
+        # Share the converted-model cache with the rest of the suite, wherever the var dir is.
+        "HYBRIDPREF_MODEL_CACHE": str(settings.MODEL_CACHE_DIR),
+    }
     log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default,gpu", "--concurrency", "1",
@@ -116,3 +121,30 @@ def test_a_real_worker_runs_an_uploaded_import(project: Any, owner: Any, worker:
     assert batch.status == ImportBatch.Status.SUCCEEDED, batch.message
     assert (batch.created, batch.skipped, batch.invalid) == (25, 0, 0)
     assert project.items.filter(external_id__startswith="w").count() == 25
+
+
+@pytest.mark.slow
+def test_a_real_gpu_queue_worker_prelabels_items_with_the_bundled_judge(
+    project: Any, worker: subprocess.Popen, tmp_path: Path
+) -> None:
+    """The README's main job: a judge run enqueued by the app, done by a worker process with
+    the bundled SmolLM2 (on the CPU here), stored as AI judgments with both orders' probabilities."""
+    from annotate.models import Judge, JudgeRun, Judgment
+    from annotate.services import judging
+
+    judge = Judge.objects.create(name="smollm2", max_length=512, items_per_task=2, aspect_mode="overall_only")
+    project.items.filter(external_id__in=["3", "4"]).delete()
+    run = judging.judge_run_start(project=project, judge=judge)
+
+    def finished() -> bool:
+        run.refresh_from_db()
+        return run.is_finished
+
+    _wait_for(finished, seconds=300, worker=worker, log=tmp_path / "worker.log")
+    assert run.status == JudgeRun.Status.SUCCEEDED, run.error
+    assert (run.done, run.failed, run.batches_done) == (3, 0, 2)
+    verdicts = Judgment.objects.filter(judge=judge, kind="ai")
+    assert verdicts.count() == 3
+    for j in verdicts:
+        assert j.probabilities["a"] + j.probabilities["b"] + j.probabilities["tie"] == pytest.approx(1.0)
+        assert set(j.raw) >= {"order_ab", "order_ba"}
