@@ -38,6 +38,10 @@ class ImportCreateApi(APIView):
     parser_classes = [MultiPartParser]
 
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            # Every view nests an "InputSerializer": name the schema component after this one.
+            ref_name = "ImportCreateInput"
+
         file = serializers.FileField()
         format = serializers.ChoiceField(
             choices=["jsonl", "json", "csv", "parquet"], required=False
