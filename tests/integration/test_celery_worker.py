@@ -44,10 +44,10 @@ def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str,
     else:
         url = "filesystem://"
         folder = tmp_path / "broker"
-        for sub in ("in", "processed"):
+        for sub in ("in", "processed", "control"):
             (folder / sub).mkdir(parents=True)
         options = {"data_folder_in": str(folder / "in"), "data_folder_out": str(folder / "in"),
-                   "processed_folder": str(folder / "processed")}
+                   "processed_folder": str(folder / "processed"), "control_folder": str(folder / "control")}
         env = {"CELERY_BROKER_URL": url, "HYBRIDPREF_VAR_DIR": str(tmp_path)}
     saved = (app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_always_eager)
     app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_always_eager = url, options, False
