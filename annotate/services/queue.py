@@ -112,18 +112,19 @@ def assignment_next(
         )
         if current is not None:
             return current
-        pools = [_gold_candidates, _regular_candidates]
-        if rng.random() >= project.gold_rate:
-            pools.reverse()
+        regular = [
+            _regular_candidates(project=project, annotator=annotator, route=route)
+            for route in (Item.Route.HUMAN, Item.Route.PENDING)  # routed to humans first
+        ]
+        gold = [_gold_candidates(project=project, annotator=annotator)]
+        pools = gold + regular if rng.random() < project.gold_rate else regular + gold
         # First pass, SKIP LOCKED: a row another annotator is being given right now is passed
         # over instead of waited for, so concurrent calls fan out over the pool. Only if that
         # finds nothing, a second pass waits for the locked rows: "nothing left" must mean
         # nothing left, not "the last items were busy for a millisecond".
         for skip_locked in (True, False):
             for pool in pools:
-                locked = pool(project=project, annotator=annotator).select_for_update(
-                    skip_locked=skip_locked, of=("self",)
-                )
+                locked = pool.select_for_update(skip_locked=skip_locked, of=("self",))
                 item = next(iter(locked[:1]), None)
                 if item is not None:
                     return _assign(
@@ -141,17 +142,21 @@ def _not_seen_by(annotator: Any) -> Exists:
     )
 
 
-def _regular_candidates(*, project: Project, annotator: Any) -> QuerySet[Item]:
-    # Until routing exists every item is `pending`; those are served too. `ai` items are not.
+def _regular_candidates(*, project: Project, annotator: Any, route: str) -> QuerySet[Item]:
+    """Open items of one route. Until routing exists every item is `pending`, and those are
+    served too; `ai` items are not.
+
+    One route per query, ordered by `human_assigned` descending, so PostgreSQL walks the
+    (project, route, human_assigned) index from the fullest open items down: items already
+    started are finished first, and full items are never scanned. (`route IN (...)` made it
+    fall back to a sequential scan that grows with every item already done.)
+    """
     return (
         Item.objects.filter(
-            project=project,
-            route__in=(Item.Route.HUMAN, Item.Route.PENDING),
-            is_gold=False,
-            human_assigned__lt=project.overlap,
+            project=project, route=route, is_gold=False, human_assigned__lt=project.overlap
         )
         .exclude(_not_seen_by(annotator))
-        .order_by()
+        .order_by("-human_assigned")
     )
 
 
@@ -371,7 +376,13 @@ def queue_progress(*, project: Project, annotator: Any) -> Progress:
     start_of_day = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     done = mine.filter(status=Assignment.Status.SUBMITTED)
     open_items = (
-        _regular_candidates(project=project, annotator=annotator)
+        Item.objects.filter(
+            project=project,
+            route__in=(Item.Route.HUMAN, Item.Route.PENDING),
+            is_gold=False,
+            human_assigned__lt=project.overlap,
+        )
+        .exclude(_not_seen_by(annotator))
         .values("pk")[:REMAINING_COUNT_CAP]
         .count()
     )
