@@ -379,12 +379,11 @@
     const fs = current();
     const task = taskType();
 
-    if (key === "?") { e.preventDefault(); openDialog("guidelines"); return; }
-    if (key === "n" || key === "N") {
-      const next = $("#problem a.btn");
-      if (next) { e.preventDefault(); next.click(); }
-      return;
-    }
+    // "g" too, unless it names a response (K ≥ 7 in ranking or best–worst).
+    const gFree = task === "pairwise" || $$(".response").length < 7;
+    if (key === "?" || (key === "g" && gFree)) { e.preventDefault(); openDialog("guidelines"); return; }
+    const nextLink = $("#problem a.btn");
+    if ((key === "n" || key === "N") && nextLink) { e.preventDefault(); nextLink.click(); return; }
     if (!form()) return;
     if (key === "Enter") {
       if (t.closest && t.closest("a, button:not([type=submit])")) return; // let links and buttons work
