@@ -63,7 +63,7 @@ def _assignment_json(project: Project, assignment: Assignment) -> dict[str, Any]
 def _get_assignment_for_user(project: Project, user: Any, assignment_id: int) -> Assignment:
     assignment = (
         Assignment.objects.filter(pk=assignment_id, project=project, annotator=user)
-        .select_related("item", "project")
+        .select_related("project")  # not the item: its texts are not needed to record a verdict
         .first()
     )
     if assignment is None:

@@ -98,7 +98,7 @@ def assignment_next(
     with transaction.atomic():
         # Serialise one annotator's own requests (a double click, two tabs): without this two
         # concurrent calls would both see "no active hold" and hand out two items.
-        get_user_model().objects.select_for_update().filter(pk=annotator.pk).first()
+        list(get_user_model().objects.select_for_update().filter(pk=annotator.pk).values_list("pk"))
         current = (
             Assignment.objects.filter(
                 project=project,

@@ -103,7 +103,7 @@ def _get_assignment_for_user(project: Project, user: Any, assignment_id: int) ->
     """The user's own assignment in this project; anyone else's is a 404, so ids do not leak."""
     assignment = (
         Assignment.objects.filter(pk=assignment_id, project=project, annotator=user)
-        .select_related("item", "project")
+        .select_related("project")  # not the item: its texts are not needed to record a verdict
         .first()
     )
     if assignment is None:
