@@ -210,6 +210,10 @@ class Item(models.Model):
     flags = models.JSONField(
         default=dict, blank=True, help_text="e.g. truncated inputs, per judge."
     )
+    tags = models.JSONField(
+        default=dict, blank=True,
+        help_text="Descriptive tags for routing (subject, expertise, safety …), from the tagging task.",
+    )
     import_batch = models.ForeignKey(
         ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="items"
     )
@@ -339,6 +343,10 @@ class JudgeRun(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judge_runs")
     judge = models.ForeignKey(Judge, on_delete=models.PROTECT, related_name="runs")
+    kind = models.CharField(
+        max_length=16, default="verdicts",
+        choices=[("verdicts", "Verdicts (pre-labelling)"), ("tags", "Tags for routing")],
+    )
     prompt_version = models.CharField(max_length=64)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     total = models.PositiveIntegerField(default=0)

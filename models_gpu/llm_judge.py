@@ -153,7 +153,7 @@ class LLMJudge:
         outputs = run_grouped(
             [len(q.ids) for q in queries],
             self.spec.batch_size,
-            lambda batch: self._label_probs([queries[i].ids for i in batch], token_sets),
+            lambda batch: self.label_probabilities([queries[i].ids for i in batch], token_sets),
         )
         by_item: dict[int, list[tuple[_Query, Any]]] = {}
         for query, output in zip(queries, outputs, strict=True):
@@ -173,7 +173,8 @@ class LLMJudge:
 
     # ----- prompts --------------------------------------------------------------------------
 
-    def _encode(self, user: str, prefix: str) -> list[int]:
+    def encode_prompt(self, user: str, prefix: str) -> list[int]:
+        """Token ids of `user` as a chat turn, with the assistant's answer begun by `prefix`."""
         text, add_special = render_chat(self.loaded.tokenizer, user, prefix, use_chat=self.use_chat)
         return self.loaded.tokenizer(text, add_special_tokens=add_special)["input_ids"]
 
@@ -209,7 +210,7 @@ class LLMJudge:
             names = sorted({f"r{i}" for shown in layouts_group for i in shown})
 
             def count(f: Mapping[str, str], group: list = layouts_group) -> int:
-                return max(len(self._encode(*tmpl.fill(values(f, shown)))) for shown in group)
+                return max(len(self.encode_prompt(*tmpl.fill(values(f, shown)))) for shown in group)
 
             sub = {"prompt": fields["prompt"], **{name: fields[name] for name in names}}
             fitted, truncated = truncate_fields(
@@ -217,12 +218,12 @@ class LLMJudge:
             )
             result.truncated = result.truncated or truncated
             for shown in layouts_group:
-                queries.append(_Query(n, aspect, tuple(shown), self._encode(*tmpl.fill(values(fitted, shown)))))
+                queries.append(_Query(n, aspect, tuple(shown), self.encode_prompt(*tmpl.fill(values(fitted, shown)))))
         return queries
 
     # ----- model ----------------------------------------------------------------------------
 
-    def _label_probs(self, sequences: list[list[int]], token_sets: list[list[int]]) -> list[tuple[list[float], float]]:
+    def label_probabilities(self, sequences: list[list[int]], token_sets: list[list[int]]) -> list[tuple[list[float], float]]:
         """Per sequence: next-token probability of each label (summed over its spellings),
         renormalised over the labels, and the raw mass the labels got."""
         loaded = self.loaded

@@ -34,6 +34,10 @@ def run_batch(run_id: int, item_ids: list[int]) -> tuple[int, int] | None:
         from models_gpu import load_judge  # cached per worker process; torch loads on first use
 
         judge = load_judge(judging.judge_spec(run.judge))
+        if run.kind == "tags":
+            from models_gpu.tagging import tag_items
+
+            return judging.tags_batch_record(run=run, results=tag_items(judge, items))
         rubric = judging.rubric_current(project)
         results = judge.judge(
             items, aspects=judging.judge_aspects(project, run.judge),

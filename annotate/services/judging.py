@@ -18,6 +18,7 @@ from django.utils import timezone
 from annotate.models import Item, Judge, JudgeRun, Judgment, Project, Rubric
 
 DEFAULT_PROMPT_VERSION = "default-v1"
+TAGS_VERSION = "tags-v1"  # the version of models_gpu.tagging's prompts
 MAX_RUN_ERRORS_SHOWN = 20
 
 
@@ -65,23 +66,33 @@ def rubric_update(*, project: Project, template: str, user: Any = None) -> Rubri
 
 
 def judge_run_start(
-    *, project: Project, judge: Judge, user: Any = None, only_missing: bool = True, enqueue: bool = True
+    *, project: Project, judge: Judge, user: Any = None, only_missing: bool = True, enqueue: bool = True,
+    kind: str = "verdicts",
 ) -> JudgeRun:
     """Create a run over the project's items and enqueue its batches once the row is committed.
 
+    `kind="tags"` asks the judge's model for the routing tags instead of verdicts.
     `enqueue=False` leaves the batches to the caller (`prelabel` runs them in its own process).
     """
     if judge.is_imported:
         raise JudgingError(f"{judge.name} holds imported labels; it cannot be run")
-    prompt_version = prompt_version_for(project)
+    if kind == "tags":
+        if judge.backend not in (Judge.Backend.LLM_PAIRWISE, Judge.Backend.LLM_LISTWISE):
+            raise JudgingError(f"{judge.name} is a {judge.get_backend_display()}: tagging needs a causal LM judge")
+        prompt_version = TAGS_VERSION
+    elif kind == "verdicts":
+        prompt_version = prompt_version_for(project)
+    else:
+        raise JudgingError(f"run kind {kind!r} is not verdicts or tags")
     item_ids = _items_to_judge(project, judge, prompt_version, only_missing=only_missing)
     if not item_ids:
-        raise JudgingError(f"every item already has {judge.name}'s verdict for {prompt_version}")
+        what = "tags" if kind == "tags" else f"{judge.name}'s verdict for {prompt_version}"
+        raise JudgingError(f"every item already has {what}")
     batches = [item_ids[i : i + judge.items_per_task] for i in range(0, len(item_ids), judge.items_per_task)]
     with transaction.atomic():
         project.judges.add(judge)
         run = JudgeRun.objects.create(
-            project=project, judge=judge, prompt_version=prompt_version, total=len(item_ids),
+            project=project, judge=judge, kind=kind, prompt_version=prompt_version, total=len(item_ids),
             batches_total=len(batches), created_by=user,
         )
         if enqueue:
@@ -98,7 +109,9 @@ def judge_run_batches(run: JudgeRun) -> list[list[int]]:
 
 def _items_to_judge(project: Project, judge: Judge, prompt_version: str, *, only_missing: bool) -> list[int]:
     items = Item.objects.filter(project=project)
-    if only_missing:
+    if prompt_version == TAGS_VERSION:
+        items = items.filter(tags={}) if only_missing else items
+    elif only_missing:
         aspects = judge_aspects(project, judge)
         judged = Judgment.objects.filter(
             item=OuterRef("pk"), judge=judge, prompt_version=prompt_version, aspect=aspects[-1]
@@ -181,6 +194,27 @@ def judge_batch_record(*, run: JudgeRun, results: Sequence[Any]) -> tuple[int, i
             pk=run.pk, status=JudgeRun.Status.RUNNING, batches_done__gte=F("batches_total")
         ).update(status=JudgeRun.Status.SUCCEEDED, finished_at=timezone.now())
     return new_done, len(failed)
+
+
+def tags_batch_record(*, run: JudgeRun, results: Sequence[Any]) -> tuple[int, int]:
+    """Store one tagging batch's tags on the items; advance and finish the run like verdicts."""
+    tagged = {r.item_id: {"tags": r.tags, "p": r.probabilities} for r in results if r.ok}
+    failed = [(r.item_id, r.error or "unknown error") for r in results if not r.ok]
+    with transaction.atomic():
+        items = list(Item.objects.select_for_update().filter(pk__in=tagged, tags={}))
+        for item in items:
+            item.tags = {**tagged[item.pk]["tags"], "_p": tagged[item.pk]["p"], "_by": run.judge.name}
+        Item.objects.bulk_update(items, ["tags"], batch_size=500)
+        if failed:
+            _flag_items(run.judge.name, [], failed)
+            _append_errors(run.pk, failed)
+        JudgeRun.objects.filter(pk=run.pk).update(
+            done=F("done") + len(items), failed=F("failed") + len(failed), batches_done=F("batches_done") + 1
+        )
+        JudgeRun.objects.filter(
+            pk=run.pk, status=JudgeRun.Status.RUNNING, batches_done__gte=F("batches_total")
+        ).update(status=JudgeRun.Status.SUCCEEDED, finished_at=timezone.now())
+    return len(items), len(failed)
 
 
 def judge_run_fail(*, run_id: int, message: str) -> None:

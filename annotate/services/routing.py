@@ -76,10 +76,10 @@ def routing_pool(*, project: Project, embed: bool = False) -> ProjectPool:
     """Everything a policy may read about the project's items: texts, AI verdicts, human labels
     of started items (never of items that were not sent to humans)."""
     aspect = project.aspects[0] if project.aspects else "overall"
-    rows = list(Item.objects.filter(project=project).order_by("pk").values_list("pk", "prompt", "responses"))
+    rows = list(Item.objects.filter(project=project).order_by("pk").values_list("pk", "prompt", "responses", "tags"))
     if not rows:
         raise RoutingError("the project has no items")
-    index = {pk: i for i, (pk, _, _) in enumerate(rows)}
+    index = {pk: i for i, (pk, *_) in enumerate(rows)}
     n = len(rows)
 
     ai = Judgment.objects.filter(item__project=project, kind=Judgment.Kind.AI, aspect=aspect, judge__isnull=False)
@@ -125,15 +125,24 @@ def routing_pool(*, project: Project, embed: bool = False) -> ProjectPool:
         agreement = routing.pairwise_agreement(np.array(label_matrix))
         human_accuracy = routing.human_accuracy_from_agreement(agreement)
 
-    texts = [_texts(prompt, responses) for _, prompt, responses in rows]
+    texts = [_texts(prompt, responses) for _, prompt, responses, _ in rows]
     pool = routing.build_pool(
         prompts=[t[0] for t in texts], responses_a=[t[1] for t in texts], responses_b=[t[2] for t in texts],
-        judges=judges, embedder=routing.minilm_embedder() if embed else None,
+        judges=judges, tags=_tag_columns([tags for *_, tags in rows]),
+        embedder=routing.minilm_embedder() if embed else None,
     )
     return ProjectPool(
-        item_ids=np.array([pk for pk, _, _ in rows]), pool=pool, started=started, human_labels=human_labels,
+        item_ids=np.array([pk for pk, *_ in rows]), pool=pool, started=started, human_labels=human_labels,
         human_accuracy=human_accuracy, judges=names,
     )
+
+
+def _tag_columns(all_tags: list[dict]) -> dict[str, list[str | None]] | None:
+    """LLM tags as categorical columns (items not tagged yet get None); None if nothing is tagged."""
+    dims = sorted({k for tags in all_tags for k in tags if not k.startswith("_")})
+    if not dims:
+        return None
+    return {dim: [tags.get(dim) for tags in all_tags] for dim in dims}
 
 
 def _texts(prompt: Any, responses: list[dict]) -> tuple[str, str, str]:

@@ -40,11 +40,14 @@ def judge_run_start(request: HttpRequest, slug: str) -> HttpResponse:
     project, _ = project_for(request.user, slug, need=RESEARCH)
     judge = get_object_or_404(Judge, name=request.POST.get("judge", ""))
     try:
-        run = judging.judge_run_start(project=project, judge=judge, user=request.user)
+        run = judging.judge_run_start(
+            project=project, judge=judge, user=request.user, kind=request.POST.get("kind", "verdicts")
+        )
     except judging.JudgingError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"Started {judge.name} on {run.total} items.")
+        what = "tagging" if run.kind == "tags" else "judging"
+        messages.success(request, f"Started {judge.name} {what} {run.total} items.")
     return redirect("judges", project.slug)
 
 

@@ -112,7 +112,7 @@ def test_the_batched_probability_equals_a_plain_unpadded_forward(tiny_lm):
     judge = load_judge(JudgeSpec(model=tiny_lm, batch_size=8))
     [result, *_] = judge.judge(ITEMS, allow_ties=False)
     tokenizer, model = judge.loaded.tokenizer, judge.loaded.model
-    ids = judge._encode(*judge.template().fill({
+    ids = judge.encode_prompt(*judge.template().fill({
         "prompt": "What is 2+2?", "response_a": "4", "response_b": "5", "aspect": "overall",
         "verdict_options": '"A" if Response A is better or "B" if Response B is better'}))
     with torch.inference_mode():
@@ -151,7 +151,7 @@ def test_an_item_that_cannot_fit_fails_alone_with_a_clear_message(tiny_lm):
 
 def test_out_of_memory_splits_the_batch_then_fails_single_items_clearly(tiny_lm, monkeypatch):
     judge = LLMJudge(JudgeSpec(model=tiny_lm, batch_size=8), load_judge(JudgeSpec(model=tiny_lm)).loaded)
-    original = judge._label_probs
+    original = judge.label_probabilities
     calls = []
 
     def flaky(sequences, token_sets):
@@ -160,7 +160,7 @@ def test_out_of_memory_splits_the_batch_then_fails_single_items_clearly(tiny_lm,
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
         return original(sequences, token_sets)
 
-    monkeypatch.setattr(judge, "_label_probs", flaky)
+    monkeypatch.setattr(judge, "label_probabilities", flaky)
     results = judge.judge([*ITEMS[:2], pair("Tell me. " * 40, LONG * 20, LONG * 20)])
     assert calls[0] == 6 and results[0].ok and results[1].ok
     assert not results[2].ok and "out of memory on one sequence" in results[2].error
@@ -198,7 +198,7 @@ def test_chat_templates_and_chat_prompts_are_used(tiny_chat_lm):
             {"role": "user", "content": "Just say it."}]
     [result] = judge.judge([{"prompt": chat, "responses": ["4", "5"]}])
     assert result.ok
-    text = judge.loaded.tokenizer.decode(judge._encode("hello", "Verdict: Response"))
+    text = judge.loaded.tokenizer.decode(judge.encode_prompt("hello", "Verdict: Response"))
     assert text.startswith("<s>user\nhello</s>") and text.endswith("<s>assistant\nVerdict: Response")
 
 

@@ -23,8 +23,10 @@ class Command(BaseCommand):
         parser.add_argument("--judge", required=True, help="a registered judge's name (see the admin)")
         parser.add_argument("--enqueue", action="store_true", help="send batches to the gpu workers and follow progress")
         parser.add_argument("--all", action="store_true", help="re-judge items that already have this judge's verdict")
+        parser.add_argument("--tags", action="store_true", help="make the routing tags (subject, safety …) instead of verdicts")
 
     def handle(self, *args: object, **options: object) -> None:
+        self.kind = "tags" if options["tags"] else "verdicts"
         project = Project.objects.filter(slug=options["project"]).first()
         if project is None:
             raise CommandError(f"no project {options['project']!r}")
@@ -34,7 +36,9 @@ class Command(BaseCommand):
             raise CommandError(f"no judge {options['judge']!r} (judges: {names})")
         if options["enqueue"]:
             try:
-                run = judging.judge_run_start(project=project, judge=judge, only_missing=not options["all"])
+                run = judging.judge_run_start(
+                    project=project, judge=judge, only_missing=not options["all"], kind=self.kind
+                )
             except judging.JudgingError as exc:
                 raise CommandError(str(exc)) from None
             self._follow(run)
@@ -52,7 +56,9 @@ class Command(BaseCommand):
 
         try:
             # The batches are run right here, so nothing is enqueued: start the run without workers.
-            run = judging.judge_run_start(project=project, judge=judge, only_missing=only_missing, enqueue=False)
+            run = judging.judge_run_start(
+                project=project, judge=judge, only_missing=only_missing, enqueue=False, kind=self.kind
+            )
         except judging.JudgingError as exc:
             raise CommandError(str(exc)) from None
         with tqdm(total=run.total, unit="item", desc=judge.name) as bar:

@@ -137,3 +137,34 @@ def test_every_aspect_gets_a_verdict_when_the_judge_asks_per_aspect(project: Any
     use_fake_judge(monkeypatch, FakeJudge())
     _run_all(judging.judge_run_start(project=project, judge=judge, enqueue=False))
     assert set(Judgment.objects.filter(judge=judge).values_list("aspect", flat=True)) == set(project.aspects)
+
+
+def test_a_tagging_run_stores_tags_that_the_routing_pool_reads(project: Any, monkeypatch: Any, tmp_path: Any) -> None:
+    import torch
+    from transformers import LlamaForCausalLM
+
+    import models_gpu
+    from annotate.services.routing import routing_pool
+    from models_gpu import JudgeSpec
+    from models_gpu.judges import load_judge
+    from tests.models_gpu.conftest import build_tokenizer, save_tiny, tiny_config
+
+    tokenizer = build_tokenizer()
+    torch.manual_seed(0)
+    folder = save_tiny(tmp_path, LlamaForCausalLM(tiny_config(len(tokenizer))), tokenizer)
+    monkeypatch.setattr(models_gpu, "load_judge", lambda spec: load_judge(JudgeSpec(model=folder)), raising=False)
+    judge = Judge.objects.create(name="tagger", items_per_task=3)
+    run = judging.judge_run_start(project=project, judge=judge, kind="tags", enqueue=False)
+    _run_all(run)
+    assert (run.status, run.done, run.kind) == (JudgeRun.Status.SUCCEEDED, 5, "tags")
+    item = project.items.first()
+    assert {"subject", "safety", "expertise"} <= set(item.tags) and item.tags["_by"] == "tagger"
+    with pytest.raises(judging.JudgingError, match="already has tags"):
+        judging.judge_run_start(project=project, judge=judge, kind="tags", enqueue=False)
+    Judgment.objects.bulk_create(
+        Judgment(item=i, kind="ai", source="tagger", task_type="pairwise", value={"strength": 1}, judge=judge,
+                 prompt_version="v")
+        for i in project.items.all()
+    )
+    names = routing_pool(project=project).pool.features.categorical_names
+    assert any(name.startswith("safety") for name in names)
