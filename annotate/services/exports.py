@@ -37,7 +37,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.db import transaction
-from django.db.models import TextField
+from django.db.models import Func, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -51,6 +51,7 @@ FORMATS = ("jsonl", "parquet", "hf")
 SOURCES = ("all", "human", "ai")
 READ_CHUNK = 5000
 ROW_GROUP_ROWS = 20_000
+ALPHA_ITEMS = 20_000
 CARD = "README.md"
 
 
@@ -185,15 +186,26 @@ class _ItemCache:
         self.items: dict[int, _ItemText] = {}
 
     def load(self, ids: Iterable[int]) -> None:
-        wanted = set(ids) - self.items.keys()
-        # Keep the cache to the current chunk (and whatever it shares with the next one).
+        needed = set(ids)
+        # Keep the cache to about the current chunk (rows of one item are usually adjacent).
         if len(self.items) > 4 * READ_CHUNK:
             self.items.clear()
+        wanted = needed - self.items.keys()
         if not wanted:
             return
-        for pk, ext, prompt, responses in Item.objects.filter(pk__in=wanted).values_list(
-            "pk", "external_id", "prompt", "responses"
-        ):
+        low, high = min(wanted), max(wanted)
+        if high - low < 2 * len(wanted):
+            # Rows come in primary-key order, so a chunk's items are usually a dense range: a
+            # range scan beats a thousand-parameter IN list (psycopg parses that client-side).
+            qs = Item.objects.filter(pk__gte=low, pk__lte=high)
+        else:
+            qs = Item.objects.filter(pk__in=wanted)
+        rows = qs.annotate(
+            prompt_json=Cast("prompt", TextField()), responses_json=Cast("responses", TextField())
+        ).values_list("pk", "external_id", "prompt_json", "responses_json")
+        loads = orjson.loads
+        for pk, ext, prompt_json, responses_json in rows:
+            prompt, responses = loads(prompt_json), loads(responses_json)
             text = prompt_text(prompt)
             self.items[pk] = _ItemText(
                 external_id=ext,
@@ -285,10 +297,6 @@ def _schema(shape: str, conversational: bool) -> list[tuple[str, Any]]:
             ("responses", pa.list_(pa.string())), ("models", pa.list_(pa.string())),
         ]
     raise ExportError(f"shape {shape!r} is not one of {', '.join(SHAPES)}")
-
-
-# Columns of the raw shape that hold JSON text: objects in JSONL, strings in Parquet.
-RAW_JSON_COLUMNS = ("value", "probabilities", "signals")
 
 
 def _label_queryset(project: Project, options: ExportOptions):
@@ -413,72 +421,110 @@ def _listwise_row(
     }
 
 
-def _raw_rows(
-    project: Project, options: ExportOptions, stats: _Stats, progress: Callable[[int], None]
-) -> tuple[int, Iterator[tuple[str, dict]]]:
+class IsoTimestamp(Func):
+    """A timestamp as ISO 8601 text in UTC, made by the database: parsing timestamps in Python
+    (Django's psycopg loader is the pure-Python one) cost more than the rest of a raw row."""
+
+    output_field = TextField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(
+            compiler, connection,
+            template="""to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""",
+            **extra,
+        )
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(
+            compiler, connection, template="strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ', %(expressions)s)",
+            **extra,
+        )
+
+
+def _raw_queryset(project: Project, options: ExportOptions):
     qs = Judgment.objects.filter(item__project=project)
     if options.source != "all":
         qs = qs.filter(kind=options.source)
     if options.aspect:
         qs = qs.filter(aspect=options.aspect)
+    return qs
+
+
+def _raw_rows(
+    project: Project,
+    options: ExportOptions,
+    stats: _Stats,
+    progress: Callable[[int], None],
+    *,
+    json_out: Callable[[str], Any],
+) -> tuple[int, Iterator[tuple[str, dict]]]:
+    """Every judgment as a row. `json_out` wraps the stored JSON text of verdicts: as it is for
+    Parquet (a string column), `orjson.Fragment` for JSONL (embedded as an object, not re-parsed).
+    """
+    qs = _raw_queryset(project, options)
     total = qs.count()
-    # JSON columns come as their stored text and go to the file as they are (no decode+encode).
+    # JSON columns come as their stored text and go to the file as they are (no decode+encode);
+    # timestamps come as ISO text. This loop runs once per judgment: keep it lean, and count
+    # things for the card with SQL afterwards instead of here.
     rows = (
         qs.order_by("pk")
         .annotate(
             value_text=Cast("value", TextField()),
             probabilities_text=Cast("probabilities", TextField()),
             signals_text=Cast("signals", TextField()),
+            created_text=IsoTimestamp("created_at"),
         )
         .values_list(
             "pk", "item_id", "aspect", "kind", "source", "annotator_id", "external_annotator",
             "judge_id", "prompt_version", "task_type", "value_text", "probabilities_text",
             "confidence", "signals_text", "rationale", "confidence_label", "time_spent_ms",
-            "created_at",
+            "created_text",
         )
         .iterator(chunk_size=READ_CHUNK)
     )
     judge_names = dict(Judge.objects.values_list("pk", "name"))
-    pseudonyms: dict[str, str] = {}
+    pseudonyms: dict[tuple, str] = {}
+    empty_json = {None, "null", "{}"}
 
     def who(annotator_id: int | None, external: str, source: str) -> str:
         key = f"user:{annotator_id}" if annotator_id else f"ext:{external or source}"
-        if key not in pseudonyms:
-            pseudonyms[key] = pseudonym(project=project, key=key)
-        return pseudonyms[key]
+        return pseudonym(project=project, key=key)
 
     def generate() -> Iterator[tuple[str, dict]]:
         cache = _ItemCache(options)
+        human_kind = Judgment.Kind.HUMAN
+        seen: Counter = Counter()  # one increment a row; a SQL GROUP BY afterwards costs a pass
         for chunk in _chunks(rows, READ_CHUNK):
             cache.load(r[1] for r in chunk)
+            items = cache.items
             for (pk, item_id, aspect, kind, source, annotator_id, external, judge_id, pv, task_type,
                  value, probabilities, confidence, signals, rationale, conf_label, time_ms,
                  created_at) in chunk:
-                item = cache[item_id]
-                human = kind == Judgment.Kind.HUMAN
-                annotator = who(annotator_id, external, source) if human else None
-                judge = judge_names.get(judge_id) if judge_id else None
-                stats.kinds[kind] += 1
-                stats.aspects[aspect] += 1
-                if annotator:
-                    stats.annotators.add(annotator)
-                if judge:
-                    stats.judges[judge] += 1
+                item = items[item_id]
+                seen[(kind, aspect, judge_id)] += 1
+                if kind == human_kind:
+                    key = (annotator_id, external, source)
+                    annotator = pseudonyms.get(key)
+                    if annotator is None:
+                        annotator = pseudonyms[key] = who(annotator_id, external, source)
+                    # An imported human's source is their name: say only where it came from.
+                    source = "annotate" if annotator_id else "imported"
+                else:
+                    annotator = None
                 yield item.split, {
                     "id": pk,
                     "item_id": item.external_id,
                     "aspect": aspect,
                     "kind": kind,
-                    # An imported human's source is their name: say only where it came from.
-                    "source": ("annotate" if annotator_id else "imported") if human else source,
+                    "source": source,
                     "annotator": annotator,
-                    "judge": judge,
+                    "judge": judge_names.get(judge_id) if judge_id else None,
                     "prompt_version": pv,
                     "task_type": task_type,
-                    "value": value,
-                    "probabilities": None if probabilities in (None, "null") else probabilities,
+                    "value": json_out(value),
+                    "probabilities": None if probabilities in empty_json else json_out(probabilities),
                     "confidence": confidence,
-                    "signals": None if signals in (None, "null", "{}") else signals,
+                    "signals": None if signals in empty_json else json_out(signals),
                     "rationale": rationale,
                     "confidence_label": conf_label,
                     "time_spent_ms": time_ms,
@@ -488,6 +534,12 @@ def _raw_rows(
                     "models": item.models,
                 }
             progress(len(chunk))
+        stats.annotators.update(pseudonyms.values())
+        for (kind, aspect, judge_id), n in seen.items():
+            stats.kinds[kind] += n
+            stats.aspects[aspect] += n
+            if judge_id:
+                stats.judges[judge_names.get(judge_id, str(judge_id))] += n
 
     return total, generate()
 
@@ -496,26 +548,31 @@ def _raw_rows(
 
 
 class _JsonlSink:
-    def __init__(self, folder: Path, json_columns: Iterable[str] = ()) -> None:
+    """One JSON Lines file per split, written in blocks of lines (one write call per block)."""
+
+    BLOCK = 2000
+
+    def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.json_columns = tuple(json_columns)
         self.files: dict[str, Any] = {}
+        self.pending: dict[str, list[bytes]] = {}
 
     def write(self, split: str, row: dict) -> None:
-        out = self.files.get(split)
-        if out is None:
-            out = self.files[split] = open(self.folder / f"{split}.jsonl", "wb", buffering=1 << 20)  # noqa: SIM115 — closed in close()
-        for name in self.json_columns:
-            text = row[name]
-            if text is not None:
-                row[name] = orjson.Fragment(text)
-        out.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NAIVE_UTC))
+        lines = self.pending.get(split)
+        if lines is None:
+            lines = self.pending[split] = []
+            self.files[split] = open(self.folder / f"{split}.jsonl", "wb")  # noqa: SIM115 — closed in close()
+        lines.append(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+        if len(lines) >= self.BLOCK:
+            self.files[split].write(b"".join(lines))
+            lines.clear()
 
     def close(self, splits: Iterable[str] = ()) -> list[str]:
         for split in splits:  # an asked-for split exists even when empty
             if split not in self.files:
                 self.files[split] = open(self.folder / f"{split}.jsonl", "wb")  # noqa: SIM115
-        for out in self.files.values():
+        for split, out in self.files.items():
+            out.write(b"".join(self.pending.get(split, ())))
             out.close()
         return [f"{split}.jsonl" for split in sorted(self.files)]
 
@@ -528,36 +585,40 @@ class _ParquetSink:
 
         self.folder = folder
         self.schema = pa.schema(columns)
-        self.names = [name for name, _ in columns]
-        self.buffers: dict[str, dict[str, list]] = {}
-        self.counts: Counter = Counter()
+        self.buffers: dict[str, list[dict]] = {}
         self.writers: dict[str, Any] = {}
 
     def write(self, split: str, row: dict) -> None:
         buffer = self.buffers.get(split)
         if buffer is None:
-            buffer = self.buffers[split] = {name: [] for name in self.names}
-        for name in self.names:
-            buffer[name].append(row[name])
-        self.counts[split] += 1
-        if self.counts[split] >= ROW_GROUP_ROWS:
+            buffer = self.buffers[split] = []
+        buffer.append(row)
+        if len(buffer) >= ROW_GROUP_ROWS:
             self._flush(split)
 
     def _flush(self, split: str) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        if not self.counts[split]:
+        rows = self.buffers[split]
+        if not rows:
             return
-        table = pa.Table.from_pydict(self.buffers[split], schema=self.schema)
+        arrays = []
+        for f in self.schema:
+            column = [row[f.name] for row in rows]
+            if pa.types.is_timestamp(f.type):
+                # Timestamps arrive as ISO text (see IsoTimestamp): Arrow parses them in C.
+                arrays.append(pa.array(column, pa.string()).cast(f.type))
+            else:
+                arrays.append(pa.array(column, f.type))
+        table = pa.Table.from_arrays(arrays, schema=self.schema)
         writer = self.writers.get(split)
         if writer is None:
             writer = self.writers[split] = pq.ParquetWriter(
                 self.folder / f"{split}.parquet", self.schema, compression="zstd"
             )
         writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-        self.buffers[split] = {name: [] for name in self.names}
-        self.counts[split] = 0
+        self.buffers[split] = []
 
     def close(self, splits: Iterable[str] = ()) -> list[str]:
         import pyarrow.parquet as pq
@@ -662,17 +723,17 @@ def _write(export: Export) -> None:
         Export.objects.filter(pk=export.pk).update(processed=processed, rows=written)
 
     if export.shape == "raw":
-        total, rows = _raw_rows(project, options, stats, progress)
+        json_out = orjson.Fragment if export.file_format == "jsonl" else str
+        total, rows = _raw_rows(project, options, stats, progress, json_out=json_out)
     else:
         total, rows = _label_rows(export.shape, project, options, stats, progress)
     Export.objects.filter(pk=export.pk).update(total=total)
 
     columns = _schema(export.shape, options.conversational)
-    json_columns = RAW_JSON_COLUMNS if export.shape == "raw" else ()
     target = folder / "_parquet" if export.file_format == "hf" else folder
     target.mkdir(exist_ok=True)
     if export.file_format == "jsonl":
-        sink: _JsonlSink | _ParquetSink = _JsonlSink(target, json_columns)
+        sink: _JsonlSink | _ParquetSink = _JsonlSink(target)
     else:
         sink = _ParquetSink(target, columns)
     try:
@@ -734,6 +795,9 @@ def _card_stats(export: Export, project: Project, options: ExportOptions, stats:
         .first()
     )
     panel = list(project.judges.values_list("name", "backend"))
+    # Alpha reads every human verdict: on a large project the card estimates it on every n-th
+    # item (at most ALPHA_ITEMS items; the standard error is then well below 0.01).
+    alpha_every = max(1, -(-Item.objects.filter(project=project).count() // ALPHA_ITEMS))
     return {
         "project": project.slug,
         "task_type": project.task_type,
@@ -751,7 +815,8 @@ def _card_stats(export: Export, project: Project, options: ExportOptions, stats:
         "annotators": len(stats.annotators) if export.shape == "raw" else _human_count(project),
         "judges": [{"name": n, "backend": b} for n, b in panel],
         "judge_judgments": dict(stats.judges),
-        "alpha": agreement_alpha(project=project),
+        "alpha": agreement_alpha(project=project, every=alpha_every),
+        "alpha_every": alpha_every,
         "routing": (
             {
                 "policy": routing.policy,
@@ -864,7 +929,9 @@ def dataset_card(*, export: Export, stats: dict, columns: list[tuple[str, Any]])
     ]
     alpha = stats.get("alpha") or {}
     if alpha:
-        lines += ["| aspect | Krippendorff's alpha (ordinal) |", "|---|---|"]
+        every = stats.get("alpha_every", 1)
+        sampled = f", every {every}th item" if every > 1 else ""
+        lines += [f"| aspect | Krippendorff's alpha (ordinal{sampled}) |", "|---|---|"]
         lines += [f"| {a} | {'—' if v is None else f'{v:.3f}'} |" for a, v in alpha.items()]
         lines += [""]
     if stats.get("mean_agreement") is not None:

@@ -40,7 +40,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, TextField
+from django.db.models.functions import Cast, Mod
 from django.utils import timezone
 
 from annotate import verdicts
@@ -107,11 +108,15 @@ def annotator_key(annotator_id: int | None, external: str, source: str) -> str:
     return f"user:{annotator_id}" if annotator_id else f"ext:{external or source}"
 
 
-def project_units(project: Project, *, aspect: str | None = None) -> Iterator[Unit]:
+def project_units(
+    project: Project, *, aspect: str | None = None, kind: str | None = None
+) -> Iterator[Unit]:
     """Every (item, aspect) with at least one judgment, streamed in item order (bounded memory)."""
     qs = Judgment.objects.filter(item__project=project)
     if aspect:
         qs = qs.filter(aspect=aspect)
+    if kind:
+        qs = qs.filter(kind=kind)
     rows = (
         qs.order_by("item_id", "aspect", "pk")
         .values_list(
@@ -499,6 +504,44 @@ def cohen_kappa(a: Sequence[int], b: Sequence[int]) -> float | None:
     if expected >= 1.0:
         return 1.0 if observed == 1.0 else None  # one label throughout: kappa is 0/0
     return round((observed - expected) / (1.0 - expected), 4)
+
+
+def agreement_alpha(*, project: Project, every: int = 1) -> dict[str, float | None]:
+    """Krippendorff's alpha (ordinal) per aspect over the human verdicts only (for cards).
+
+    The database groups identical verdicts per unit first, so this reads one row per distinct
+    verdict (usually fewer than one per judgment) and decodes each with orjson. `every` > 1
+    estimates it on the items whose id is a multiple of `every` (a systematic sample).
+    """
+    import orjson
+
+    k, task_type = project.num_responses, project.task_type
+    domain = _alpha_domain(task_type, k)
+    value_index = {v: n for n, v in enumerate(domain)}
+    humans = Judgment.objects.filter(item__project=project, kind=Judgment.Kind.HUMAN)
+    if every > 1:
+        humans = humans.annotate(bucket=Mod("item_id", every)).filter(bucket=0)
+    groups = (
+        humans.annotate(verdict=Cast("value", TextField()))
+        .values_list("item_id", "aspect", "verdict")
+        .annotate(n=Count("pk"))
+        .order_by("item_id", "aspect")
+        .iterator(chunk_size=READ_CHUNK)
+    )
+    rows: dict[str, list[np.ndarray]] = defaultdict(list)
+    for (_, aspect), unit in groupby(groups, key=lambda g: (g[0], g[1])):
+        counts: dict[int, np.ndarray] = {}
+        coders = 0
+        for _, _, text, n in unit:
+            coders += n
+            for sub, v in _alpha_units(task_type, orjson.loads(text), k):
+                counts.setdefault(sub, np.zeros(len(domain)))[value_index[v]] += n
+        if coders >= 2:
+            rows[aspect].extend(counts.values())
+    return {
+        aspect: krippendorff_alpha(np.vstack(rows[aspect]), domain) if rows.get(aspect) else None
+        for aspect in project.aspects
+    }
 
 
 @dataclass
