@@ -41,7 +41,9 @@ def run_batch(run_id: int, item_ids: list[int]) -> tuple[int, int] | None:
         rubric = judging.rubric_current(project)
         results = judge.judge(
             items, aspects=judging.judge_aspects(project, run.judge),
-            template=rubric.template if rubric else None, allow_ties=project.allow_ties,
+            # A project rubric is a pairwise template; a listwise judge keeps its own.
+            template=rubric.template if rubric and run.judge.backend == "llm_pairwise" else None,
+            allow_ties=project.allow_ties,
         )
     except JudgeError as exc:
         log.warning("judge run %s failed: %s", run_id, exc)
