@@ -305,7 +305,7 @@
     const w = work();
     if (!w || !w.dataset.renewUrl) return;
     // Renew at most every fifth of the hold (30 min → every 6 min) while there is activity.
-    const every = Math.max(30000, (+w.dataset.renewMs || 30) * 60000 / 5);
+    const every = Math.max(30000, (+w.dataset.holdMinutes || 30) * 60000 / 5);
     const now = Date.now();
     if (now - lastRenew < every) return;
     lastRenew = now;
