@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connection, reset_queries
 
 from annotate.models import ImportBatch, Item, Judge, Judgment, Project
 from annotate.services.imports import (
@@ -264,6 +265,16 @@ def test_imported_items_keep_their_json_fields_intact(make_project: Any, tmp_pat
     assert two.gold_label is None and not two.is_gold
     assert two.route == Item.Route.PENDING and two.flags == {} and two.human_assigned == 0
     assert Item.objects.filter(project=project, responses__0__model="m1").count() == 2
+
+
+def test_a_debug_mode_import_does_not_keep_the_sql_of_every_chunk(
+    make_project: Any, tmp_path: Path, settings: Any
+) -> None:
+    settings.DEBUG = True  # Django then logs every query, each chunk's INSERT in full
+    path = write_jsonl(tmp_path / "items.jsonl", [row(i) for i in range(40)])
+    reset_queries()
+    items_import(project=make_project("p"), path=path, chunk_size=2)
+    assert len(connection.queries) < 10  # 20 chunks, each with a lookup and an insert
 
 
 # --- Refusals -----------------------------------------------------------------------------------
