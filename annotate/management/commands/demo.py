@@ -129,6 +129,11 @@ class Command(BaseCommand):
         self.stdout.write("Annotators judge; the researcher imports, runs judges and exports; admin has /admin/ too.")
         self.stdout.write("Two Celery workers are running (queues default and gpu). Press Ctrl-C to stop.\n")
         server = subprocess.Popen([python, "manage.py", "runserver", addr, "--noreload"], cwd=settings.BASE_DIR)
+
+        def stop(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt  # so `kill` cleans up the workers exactly like Ctrl-C
+
+        signal.signal(signal.SIGTERM, stop)
         try:
             server.wait()
         except KeyboardInterrupt:
