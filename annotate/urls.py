@@ -6,6 +6,9 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from annotate.views import annotation, imports, judging, projects, routing
+from annotate.views import exports as export_views
+from annotate.views import leaderboard as leaderboard_views
+from annotate.views import quality as quality_views
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
@@ -42,6 +45,16 @@ urlpatterns = [
     path("p/<slug:slug>/routing/", routing.routing_page, name="routing"),
     path("p/<slug:slug>/routing/preview/", routing.routing_preview, name="routing_preview"),
     path("p/<slug:slug>/routing/<int:run_id>/apply/", routing.routing_apply, name="routing_apply"),
+    # Datasets out: quality, leaderboard, exports
+    path("p/<slug:slug>/quality/", quality_views.quality, name="quality"),
+    path("p/<slug:slug>/quality/compute/", quality_views.quality_compute, name="quality_compute"),
+    path("p/<slug:slug>/leaderboard/", leaderboard_views.leaderboard, name="leaderboard"),
+    path("p/<slug:slug>/exports/", export_views.exports, name="exports"),
+    path("p/<slug:slug>/exports/list/", export_views.export_list, name="export_list"),
+    path("p/<slug:slug>/exports/<int:export_id>/", export_views.export_detail, name="export_detail"),
+    path("p/<slug:slug>/exports/<int:export_id>/delete/", export_views.export_delete, name="export_delete"),
+    path("p/<slug:slug>/exports/<int:export_id>/download.zip", export_views.export_download_zip, name="export_download_zip"),
+    path("p/<slug:slug>/exports/<int:export_id>/files/<path:name>", export_views.export_download, name="export_download"),
     # API
     path("api/", include("annotate.api.urls")),
 ]

@@ -1,0 +1,77 @@
+"""Quality page: agreement between annotators, with the AI and with gold; final labels."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from annotate.access import RESEARCH, project_for
+from annotate.services.labels import (
+    METHODS,
+    LabelsError,
+    final_labels_compute,
+    labels_summary,
+    quality_report,
+)
+
+CHART_W, CHART_H = 720, 140
+
+
+def _bars(points: list[tuple[date, float]], *, max_value: float | None = None) -> dict:
+    """Geometry of a server-rendered SVG bar chart (no JavaScript): one bar per point."""
+    if not points:
+        return {"bars": [], "width": CHART_W, "height": CHART_H}
+    top = max_value if max_value is not None else max(v for _, v in points) or 1
+    step = CHART_W / len(points)
+    bars = [
+        {
+            "x": round(n * step + 1, 1),
+            "width": round(max(step - 2, 1), 1),
+            "height": round((CHART_H - 20) * v / top, 1),
+            "y": round(CHART_H - 20 - (CHART_H - 20) * v / top, 1),
+            "label": day.isoformat(),
+            "value": v,
+        }
+        for n, (day, v) in enumerate(points)
+    ]
+    return {
+        "bars": bars,
+        "width": CHART_W,
+        "height": CHART_H,
+        "first": points[0][0].isoformat(),
+        "last": points[-1][0].isoformat(),
+        "top": top,
+    }
+
+
+@login_required
+def quality(request: HttpRequest, slug: str) -> HttpResponse:
+    project, _ = project_for(request.user, slug, need=RESEARCH)
+    report = quality_report(project=project)
+    context = {
+        "project": project,
+        "report": report,
+        "labels": labels_summary(project=project),
+        "methods": METHODS,
+        "per_day": _bars(report.per_day[-90:]),
+        "per_week": _bars(report.per_week_agreement[-52:], max_value=1.0),
+    }
+    return render(request, "annotate/quality.html", context)
+
+
+@login_required
+@require_POST
+def quality_compute(request: HttpRequest, slug: str) -> HttpResponse:
+    project, _ = project_for(request.user, slug, need=RESEARCH)
+    try:
+        summary = final_labels_compute(project=project, method=request.POST.get("method", "majority"))
+    except LabelsError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Computed {summary}.")
+    return redirect("quality", project.slug)
