@@ -1,6 +1,6 @@
 """Human queue under load: next → submit cycles over real HTTP against gunicorn on PostgreSQL.
 
-Builds a fresh database (`hybridpref_bench`, dropped and re-created), a pairwise project of
+Builds a fresh database (`hybridpref_bench_queue`, dropped and re-created), a pairwise project of
 100,000 items (overlap 2, 1% gold mixed in at 5%), one user with an API token per simulated
 annotator, then starts gunicorn on 127.0.0.1 (DEBUG=0) and drives it from threads in this
 process, each annotator its own keep-alive connection and token:
@@ -13,8 +13,7 @@ not the counters), counters equal to the rows, no annotator given an item twice,
 doubled. The load generator shares the machine with gunicorn and PostgreSQL, so the numbers
 are for the whole system on this box, client included.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/hybridpref_bench \\
-        .venv/bin/python bench/queue.py --items 100000 --seconds 20
+    .venv/bin/python bench/queue.py --items 100000 --seconds 20 --realistic-seconds 40
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 sys.path.insert(0, str(REPO))
 SLUG = "bench-queue"
-DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/hybridpref_bench"
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/hybridpref_bench_queue"
 
 
 # --- Database and data --------------------------------------------------------------------------
@@ -196,31 +195,40 @@ def start_gunicorn(*, url: str, port: int, workers: int, threads: int) -> subpro
 # --- CPU accounting -------------------------------------------------------------------------------
 
 
-def cpu_seconds(server: subprocess.Popen) -> dict[str, float]:
-    """CPU time used so far by gunicorn (all workers), PostgreSQL (all backends) and this client.
+def cpu_seconds(server: subprocess.Popen, database: str) -> dict[str, dict[int, float]]:
+    """CPU time used so far, per process: gunicorn (master and workers), the PostgreSQL backends
+    serving the benchmark database (others' sessions share the server), and this client.
 
-    Latency on a shared 2-core box depends on whatever else runs; CPU per cycle does not, and
-    2 cores divided by it is the most cycles/s this box could give.
+    Latency on a shared 2-core box depends on whatever else runs; CPU per cycle much less so,
+    and 2 cores divided by it bounds the cycles/s this box could give.
     """
     import psutil
 
-    def total(processes: Iterable[Any]) -> float:
-        seconds = 0.0
+    def times(processes: Iterable[Any]) -> dict[int, float]:
+        found = {}
         for p in processes:
             try:
                 t = p.cpu_times()
-                seconds += t.user + t.system
+                found[p.pid] = t.user + t.system
             except psutil.Error:
                 pass
-        return seconds
+        return found
 
     master = psutil.Process(server.pid)
-    postgres = [p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
+    backends = []
+    for p in psutil.process_iter(["name", "cmdline"]):
+        if p.info["name"] == "postgres" and f" {database} " in " ".join(p.info["cmdline"] or []):
+            backends.append(p)
     return {
-        "server": total([master, *master.children(recursive=True)]),
-        "postgres": total(postgres),
-        "client": total([psutil.Process()]),
+        "server": times([master, *master.children(recursive=True)]),
+        "postgres": times(backends),
+        "client": times([psutil.Process()]),
     }
+
+
+def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    # A process that started during the run counts from zero; one that ended is not counted.
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
 
 
 # --- Load ---------------------------------------------------------------------------------------
@@ -381,14 +389,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--database-url", default=DEFAULT_DB, help="dropped and re-created")
     parser.add_argument("--json", type=Path, default=REPO / "bench/out/queue.json")
     args = parser.parse_args()
 
-    url = os.environ.get("DATABASE_URL") or DEFAULT_DB
+    # Its own database, never DATABASE_URL's: the benchmark drops and re-creates it.
+    url = args.database_url
     if not url.startswith("postgres"):
-        raise SystemExit("the queue benchmark runs on PostgreSQL: set DATABASE_URL=postgres://…")
+        raise SystemExit("the queue benchmark runs on PostgreSQL: --database-url postgres://…")
     if urlparse(url).hostname not in ("127.0.0.1", "localhost"):
         raise SystemExit("the benchmark only talks to 127.0.0.1")
+    if "bench" not in urlparse(url).path:
+        raise SystemExit("the database is dropped first: its name must contain 'bench'")
     recreate_database(url)
     setup_django(url)
     counts = [int(c) for c in args.saturation.split(",") if c]
@@ -397,6 +409,7 @@ def main() -> None:
 
     connection.close()  # the server's connections, not ours, should be the busy ones
 
+    database = urlparse(url).path.lstrip("/")
     server = start_gunicorn(url=url, port=args.port, workers=args.workers, threads=args.threads)
     results = []
     try:
@@ -411,13 +424,14 @@ def main() -> None:
                 )
             )
         for name, n, pause, seconds in plan:
-            before = cpu_seconds(server)
+            before = cpu_seconds(server, database)
             load_before = os.getloadavg()[0]
             result = run(tokens=tokens, n=n, port=args.port, seconds=seconds, pause=pause)
-            after = cpu_seconds(server)
+            after = cpu_seconds(server, database)
             result["name"] = name
             result["cpu_ms_per_cycle"] = {
-                k: round(1000 * (after[k] - before[k]) / max(1, result["cycles"]), 2) for k in after
+                k: round(1000 * cpu_delta(before[k], after[k]) / max(1, result["cycles"]), 1)
+                for k in after
             }
             # The 1-minute load average around the run: how much else wanted the 2 cores.
             result["load_avg"] = [round(load_before, 1), round(os.getloadavg()[0], 1)]
