@@ -46,6 +46,17 @@ def need_shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(request: pytest.FixtureRequest) -> None:
+    """PBKDF2 is slow on purpose; tests create many users, and their security is not under test.
+
+    Skipped when pytest-django is off (`-p no:django`), as for the pure routing/ and models_gpu/ tests.
+    """
+    if request.config.pluginmanager.hasplugin("django"):
+        settings = request.getfixturevalue("settings")
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def shared_data() -> Path:
     return need_shared_data()

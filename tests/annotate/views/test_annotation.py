@@ -423,3 +423,10 @@ def test_renewing_extends_the_hold(client: Client, one_aspect: Any, member: Any)
     assert response.status_code == 204
     a.refresh_from_db()
     assert a.expires_at > timezone.now() + timedelta(minutes=20)
+
+
+def test_single_newlines_in_a_response_stay_line_breaks() -> None:
+    from annotate.views.annotation import markdown_html
+
+    html = markdown_html("A cat with a terminal screen\nWrote loops that were tidy and clean;")
+    assert "screen<br" in html and "<script" not in markdown_html("<script>x</script>\nline")
