@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI / Redoc served from our static files, not a CDN
     "annotate",
 ]
 
@@ -167,6 +168,19 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Preference data from humans and AI judges, routed and exported.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Several models have a `status` / `kind` field: name each choice set after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "annotate.models.Export.Status",  # exports and imports alike
+        "JudgeRunStatusEnum": "annotate.models.JudgeRun.Status",
+        "RoutingRunStatusEnum": "annotate.models.RoutingRun.Status",
+        "LabelMethodEnum": "annotate.services.labels.METHODS",
+        "AssignmentStatusEnum": "annotate.models.Assignment.Status",
+        "JudgmentKindEnum": "annotate.models.Judgment.Kind",
+        "ItemRouteEnum": "annotate.models.Item.Route",
+    },
 }
 
 # --- Celery -------------------------------------------------------------------------------------

@@ -1,0 +1,92 @@
+"""Final labels, computing them, and the agreement report (researchers and admins)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotate.access import RESEARCH, project_for
+from annotate.api.serializers import FinalLabelOutput, paginate, paginated_schema
+from annotate.models import FinalLabel
+from annotate.services.labels import METHODS, LabelsError, final_labels_compute, quality_report
+
+
+class FinalLabelListApi(APIView):
+    @extend_schema_serializer(component_name="FinalLabelFilter")
+    class FilterSerializer(serializers.Serializer):
+        source = serializers.ChoiceField(choices=FinalLabel.Source.choices, required=False)
+        aspect = serializers.CharField(required=False, max_length=64)
+        min_agreement = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
+
+    @extend_schema(
+        parameters=[FilterSerializer], responses=paginated_schema(FinalLabelOutput),
+        summary="Final labels of a project",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        project, _ = project_for(request.user, slug, need=RESEARCH)
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        data = filters.validated_data
+        qs = FinalLabel.objects.filter(item__project=project).select_related("item").order_by("pk")
+        if data.get("source"):
+            qs = qs.filter(source=data["source"])
+        if data.get("aspect"):
+            qs = qs.filter(aspect=data["aspect"])
+        if data.get("min_agreement") is not None:
+            qs = qs.filter(agreement__gte=data["min_agreement"])
+        return paginate(request, self, qs, FinalLabelOutput)
+
+
+class FinalLabelComputeApi(APIView):
+    @extend_schema_serializer(component_name="FinalLabelComputeInput")
+    class InputSerializer(serializers.Serializer):
+        method = serializers.ChoiceField(choices=METHODS, default="majority")
+
+    @extend_schema_serializer(component_name="FinalLabelComputeOutput")
+    class OutputSerializer(serializers.Serializer):
+        method = serializers.CharField()
+        total = serializers.IntegerField()
+        human = serializers.IntegerField()
+        ai = serializers.IntegerField()
+        removed = serializers.IntegerField()
+        seconds = serializers.FloatField()
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer}, summary="(Re)compute the final labels")
+    def post(self, request: Request, slug: str) -> Response:
+        project, _ = project_for(request.user, slug, need=RESEARCH)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            summary = final_labels_compute(project=project, method=data.validated_data["method"])
+        except LabelsError as exc:
+            raise ValidationError({"method": [str(exc)]}) from None
+        return Response(self.OutputSerializer(summary).data, status=status.HTTP_200_OK)
+
+
+class AgreementApi(APIView):
+    @extend_schema(
+        responses=inline_serializer(
+            name="AgreementReport",
+            fields={
+                "units": serializers.IntegerField(),
+                "human_judgments": serializers.IntegerField(),
+                "ai_judgments": serializers.IntegerField(),
+                "alpha": serializers.DictField(child=serializers.FloatField(allow_null=True)),
+                "alpha_units": serializers.DictField(child=serializers.IntegerField()),
+                "kappas": serializers.ListField(child=serializers.DictField()),
+                "annotators": serializers.ListField(child=serializers.DictField()),
+                "judges": serializers.ListField(child=serializers.DictField()),
+                "per_day": serializers.ListField(child=serializers.DictField()),
+                "per_week_agreement": serializers.ListField(child=serializers.DictField()),
+                "disputed": serializers.ListField(child=serializers.DictField()),
+            },
+        ),
+        summary="Agreement: Krippendorff's alpha, Cohen's kappa, judges vs humans, gold accuracy",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        project, _ = project_for(request.user, slug, need=RESEARCH)
+        return Response(quality_report(project=project).as_dict())
