@@ -191,9 +191,11 @@ class Item(models.Model):
         HUMAN = "human", "Humans"
         AI = "ai", "AI label"
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    # No index of its own: the unique (project, external_id) index already leads with project,
+    # and every index here is paid on each of the thousands of rows an import writes.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items", db_index=False)
     external_id = models.CharField(max_length=255)
-    content_hash = models.CharField(max_length=64, db_index=True)
+    content_hash = models.CharField(max_length=64)  # indexed with the project: item_hash_idx
     prompt = models.JSONField(help_text='Plain text, or a chat: [{"role", "content"}, ...].')
     responses = models.JSONField(help_text='[{"model", "text"}, ...] in canonical order.')
     metadata = models.JSONField(default=dict, blank=True)

@@ -139,8 +139,9 @@ def to_preferences(task_type: str, value: dict, *, k: int) -> list[Preference]:
 def pairwise_from_probability(p_a: float, p_tie: float = 0.0, *, allow_ties: bool) -> int:
     """Map an AI judge's p(A ≻ B) (and p(tie)) onto the 5-point scale.
 
-    Thresholds are symmetric so that swapping A and B flips the sign exactly. A tie is chosen
-    only when the tie token is the single most likely outcome.
+    Thresholds are symmetric so that swapping A and B flips the sign exactly, except at an exact
+    50/50 split without ties, where a side must be picked and A is (a documented, measure-zero
+    bias). A tie is chosen only when the tie token is the single most likely outcome.
     """
     p_b = max(0.0, 1.0 - p_a - p_tie)
     if allow_ties and p_tie >= max(p_a, p_b):

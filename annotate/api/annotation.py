@@ -91,6 +91,9 @@ class AssignmentNextApi(APIView):
 
 class AssignmentSubmitApi(APIView):
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "AssignmentSubmitInput"  # nested names repeat across views
+
         verdicts = serializers.DictField(
             child=serializers.JSONField(),
             help_text='Per aspect, in the order shown: {"strength"}, {"ranks"} or {"best","worst"}.',
@@ -101,6 +104,9 @@ class AssignmentSubmitApi(APIView):
         )
 
     class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "AssignmentSubmitOutput"  # nested names repeat across views
+
         assignment = serializers.IntegerField()
         judgments = serializers.ListField(child=serializers.DictField())
 
@@ -136,6 +142,9 @@ class AssignmentSubmitApi(APIView):
 
 class AssignmentSkipApi(APIView):
     class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "AssignmentSkipInput"  # nested names repeat across views
+
         reason = serializers.CharField(max_length=500)
 
     @extend_schema(
@@ -160,6 +169,9 @@ class AssignmentSkipApi(APIView):
 
 class ProgressApi(APIView):
     class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "ProgressOutput"  # nested names repeat across views
+
         done = serializers.IntegerField()
         today = serializers.IntegerField()
         skipped = serializers.IntegerField()
