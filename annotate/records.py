@@ -30,6 +30,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+import orjson
+
 FORMATS = ("jsonl", "json", "csv", "parquet")
 CHAT_ROLES = {"system", "user", "assistant"}
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -206,6 +208,15 @@ def read_records(path: str, fmt: str | None = None) -> Iterator[Row]:
             yield from _read_parquet(stream, path)
 
 
+def _loads(line: str) -> Any:
+    """orjson when it can (several times faster); the standard parser otherwise, which also
+    accepts the bare NaN some data sets contain and gives the error message with its column."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
+
+
 def _read_jsonl(stream: IO[bytes]) -> Iterator[Row]:
     # Lines are decoded one by one, so a line that is not UTF-8 is reported on its own line and
     # the lines around it are still read (a text wrapper fails on its whole read-ahead buffer).
@@ -218,7 +229,7 @@ def _read_jsonl(stream: IO[bytes]) -> Iterator[Row]:
         if not line.strip():
             continue
         try:
-            data = json.loads(line)
+            data = _loads(line)
         except json.JSONDecodeError as exc:
             yield Row(
                 line_no,

@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.db import connection, models, reset_queries, transaction
 from django.utils import timezone
 from django.utils.text import slugify
+from psycopg.types.json import set_json_dumps
 
 from annotate import records, verdicts
 from annotate.models import ImportBatch, Item, Judge, Judgment, Project, TaskType
@@ -329,11 +331,18 @@ def _copy_items(
     table = connection.ops.quote_name(Item._meta.db_table)
     sql = f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)"
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        # orjson encodes the JSON columns several times faster than psycopg's default json.dumps
+        # (the largest Python cost in a profile of bench/import.py).
+        set_json_dumps(_orjson_dumps, context=cursor.cursor)
         copy.set_types([_copy_type(f) for f in fields])
         for c in new:
             copy.write_row(
                 [constant if attr is None else getattr(c, attr) for attr, constant in plan]
             )
+
+
+def _orjson_dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
 
 
 def _copy_type(f: models.Field) -> str:
