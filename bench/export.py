@@ -407,7 +407,7 @@ peak RSS < {target_rss} MB for the export runs. Baselines hold every row in memo
 Command (repository root; PostgreSQL on 127.0.0.1:5432; the script creates and drops
 `hybridpref_bench_export`):
 
-    .venv/bin/python bench/export.py --write-results
+    .venv/bin/python bench/{" ".join(["export.py", *sys.argv[1:]])}
 
 Machine: {cpu} cores, Python {platform.python_version()}, shared with PostgreSQL.
 
