@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,32 @@ class _Rollback(Exception):
     pass
 
 
+@contextmanager
+def _recorded(batch: ImportBatch, result: ImportResult, rejects: _Rejects | None) -> Iterator[None]:
+    """Record an import's outcome on its batch row, whatever happens inside.
+
+    Wraps the transaction: `_Rollback` (invalid rows, skip_invalid off) and an unreadable file
+    leave the batch failed with the reason, and nothing written; success closes it with the
+    summary line.
+    """
+    try:
+        yield
+    except _Rollback:
+        _close_batch(
+            batch, result, ImportBatch.Status.FAILED, "nothing imported: " + result.summary()
+        )
+        raise ImportRejected(result) from None
+    except records.FileFormatError as exc:
+        _close_batch(batch, result, ImportBatch.Status.FAILED, str(exc))
+        raise ImportRefused(str(exc)) from None
+    finally:
+        if rejects:
+            rejects.close()
+    if rejects and result.invalid:
+        result.rejects_path = rejects.path
+    _close_batch(batch, result, ImportBatch.Status.SUCCEEDED, result.summary())
+
+
 # --- Projects -----------------------------------------------------------------------------------
 
 
@@ -133,41 +160,26 @@ def items_import(
     batch = _open_batch(batch, project=project, filename=filename, kind="items", user=user)
     result = ImportResult(filename=filename, batch_id=batch.pk)
     rejects = _Rejects(batch, filename) if skip_invalid else None
-    try:
-        with transaction.atomic():
-            failing = False
-            chunk: list[tuple[int, records.CanonicalItem]] = []
-            for row, item in _valid_items(path, fmt, field_maps, project, adopt_k, result, rejects):
-                if item is None:
-                    failing = failing or not skip_invalid
-                    continue
-                if failing:
-                    continue  # keep validating to report every bad row, but write nothing more
-                chunk.append((row, item))
-                if len(chunk) >= chunk_size:
-                    _write_items(project, batch, chunk, result)
-                    chunk.clear()
-                    _forget_queries()
-                    if progress:
-                        progress(result.created + result.skipped + result.invalid)
+    with _recorded(batch, result, rejects), transaction.atomic():
+        failing = False
+        chunk: list[tuple[int, records.CanonicalItem]] = []
+        for row, item in _valid_items(path, fmt, field_maps, project, adopt_k, result, rejects):
+            if item is None:
+                failing = failing or not skip_invalid
+                continue
             if failing:
-                raise _Rollback
-            if chunk:
+                continue  # keep validating to report every bad row, but write nothing more
+            chunk.append((row, item))
+            if len(chunk) >= chunk_size:
                 _write_items(project, batch, chunk, result)
-    except _Rollback:
-        _close_batch(
-            batch, result, ImportBatch.Status.FAILED, "nothing imported: " + result.summary()
-        )
-        raise ImportRejected(result) from None
-    except records.FileFormatError as exc:
-        _close_batch(batch, result, ImportBatch.Status.FAILED, str(exc))
-        raise ImportRefused(str(exc)) from None
-    finally:
-        if rejects:
-            rejects.close()
-    if rejects and result.invalid:
-        result.rejects_path = rejects.path
-    _close_batch(batch, result, ImportBatch.Status.SUCCEEDED, result.summary())
+                chunk.clear()
+                _forget_queries()
+                if progress:
+                    progress(result.created + result.skipped + result.invalid)
+        if failing:
+            raise _Rollback
+        if chunk:
+            _write_items(project, batch, chunk, result)
     return result
 
 
@@ -437,59 +449,42 @@ def labels_import(
     batch = _open_batch(None, project=project, filename=filename, kind="labels", user=user)
     result = ImportResult(filename=filename, batch_id=batch.pk)
     rejects = _Rejects(batch, filename) if skip_invalid else None
-    try:
-        with transaction.atomic():
-            # Inside the transaction: a rejected import leaves no empty judge on the panel.
-            judge = _imported_judge(project, judge_name) if judge_name else None
-            failing = False
-            chunk: list[tuple[int, dict]] = []
-            for row in records.read_records(path, fmt):
-                parsed = None
-                error = row.error
-                if error is None:
-                    try:
-                        parsed = _label_row(
-                            project, records.apply_maps(row.data, field_maps), default_aspect
-                        )
-                    except records.RecordError as exc:
-                        error = exc
-                if error is not None:
-                    result.add_error(row.line, error)
-                    if rejects:
-                        rejects.write(row.line, error, row.data)
-                    failing = failing or not skip_invalid
-                    continue
-                if failing:
-                    continue
-                chunk.append((row.line, parsed))
-                if len(chunk) >= chunk_size:
-                    # An unknown id is an invalid row like any other: with skip_invalid it is
-                    # rejected and the import goes on; without, nothing more is written.
-                    unknown = _write_labels(
-                        project, batch, judge, source, kind, chunk, result, rejects
+    with _recorded(batch, result, rejects), transaction.atomic():
+        # Inside the transaction: a rejected import leaves no empty judge on the panel.
+        judge = _imported_judge(project, judge_name) if judge_name else None
+        failing = False
+        chunk: list[tuple[int, dict]] = []
+        for row in records.read_records(path, fmt):
+            parsed = None
+            error = row.error
+            if error is None:
+                try:
+                    parsed = _label_row(
+                        project, records.apply_maps(row.data, field_maps), default_aspect
                     )
-                    failing = failing or (unknown and not skip_invalid)
-                    chunk.clear()
-                    _forget_queries()
-            if chunk and not failing:
+                except records.RecordError as exc:
+                    error = exc
+            if error is not None:
+                result.add_error(row.line, error)
+                if rejects:
+                    rejects.write(row.line, error, row.data)
+                failing = failing or not skip_invalid
+                continue
+            if failing:
+                continue
+            chunk.append((row.line, parsed))
+            if len(chunk) >= chunk_size:
+                # An unknown id is an invalid row like any other: with skip_invalid it is
+                # rejected and the import goes on; without, nothing more is written.
                 unknown = _write_labels(project, batch, judge, source, kind, chunk, result, rejects)
-                failing = unknown and not skip_invalid
-            if failing and not skip_invalid:
-                raise _Rollback
-    except _Rollback:
-        _close_batch(
-            batch, result, ImportBatch.Status.FAILED, "nothing imported: " + result.summary()
-        )
-        raise ImportRejected(result) from None
-    except records.FileFormatError as exc:
-        _close_batch(batch, result, ImportBatch.Status.FAILED, str(exc))
-        raise ImportRefused(str(exc)) from None
-    finally:
-        if rejects:
-            rejects.close()
-    if rejects and result.invalid:
-        result.rejects_path = rejects.path
-    _close_batch(batch, result, ImportBatch.Status.SUCCEEDED, result.summary())
+                failing = failing or (unknown and not skip_invalid)
+                chunk.clear()
+                _forget_queries()
+        if chunk and not failing:
+            unknown = _write_labels(project, batch, judge, source, kind, chunk, result, rejects)
+            failing = unknown and not skip_invalid
+        if failing and not skip_invalid:
+            raise _Rollback
     return result
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from annotate.management import reporting
 from annotate.models import TaskType
 from annotate.services.imports import ImportRefused, ImportRejected, items_import, project_ensure
 
@@ -55,17 +56,5 @@ class Command(BaseCommand):
         except ImportRejected as exc:
             if created:
                 project.delete()  # a rejected import adds nothing, not even the project it named
-            for problem in exc.result.errors:
-                self.stderr.write(f"{exc.result.filename}: {problem}")
-            if exc.result.invalid > len(exc.result.errors):
-                self.stderr.write(
-                    f"… and {exc.result.invalid - len(exc.result.errors)} more invalid rows"
-                )
-            raise CommandError(
-                f"nothing imported: {exc.result.invalid} invalid rows (fix them, or use --skip-invalid)"
-            ) from None
-        for problem in result.errors[:20]:
-            self.stderr.write(f"{result.filename}: skipped {problem}")
-        if result.rejects_path:
-            self.stderr.write(f"Rejected rows written to {result.rejects_path}")
-        self.stdout.write(result.summary())
+            raise reporting.rejected(self, exc) from None
+        reporting.succeeded(self, result)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from annotate.management import reporting
 from annotate.models import Judgment, Project
 from annotate.services.imports import ImportRefused, ImportRejected, labels_import
 
@@ -48,13 +49,5 @@ class Command(BaseCommand):
         except ImportRefused as exc:
             raise CommandError(str(exc)) from None
         except ImportRejected as exc:
-            for problem in exc.result.errors:
-                self.stderr.write(f"{exc.result.filename}: {problem}")
-            raise CommandError(
-                f"nothing imported: {exc.result.invalid} invalid rows (fix them, or use --skip-invalid)"
-            ) from None
-        for problem in result.errors[:20]:
-            self.stderr.write(f"{result.filename}: skipped {problem}")
-        if result.rejects_path:
-            self.stderr.write(f"Rejected rows written to {result.rejects_path}")
-        self.stdout.write(result.summary())
+            raise reporting.rejected(self, exc) from None
+        reporting.succeeded(self, result)
