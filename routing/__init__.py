@@ -14,6 +14,11 @@ Typical use::
     for d in result.decisions():   # index, route, score, rank, reason, policy, version
         ...
     curve = policy_curve(policy, pool, human_accuracy=0.9, budget=k, ...).to_dict()
+
+    # Final label of items humans did not see: the AI label corrected by a model learned
+    # from the human labels of routed items (see routing/relabel.py).
+    state = RoutingState.of(len(pool), routed, human_labels)
+    fixed = relabel_ai_labels(pool, state)   # .labels, .probs, .changed, .final(state)
 """
 
 from __future__ import annotations
@@ -53,6 +58,13 @@ from routing.policies import (
     make_policy,
 )
 from routing.pool import RoutingPool, RoutingState, build_pool
+from routing.relabel import (
+    CorrectedPolicy,
+    LabelModel,
+    RelabelResult,
+    fit_label_model,
+    relabel_ai_labels,
+)
 from routing.rounds import RoundsResult, route_in_rounds
 from routing.simulate import HyperPolicy
 
@@ -63,14 +75,17 @@ __all__ = [
     "UNKNOWN",
     "AILabels",
     "Budget",
+    "CorrectedPolicy",
     "Curve",
     "Embedder",
     "HyperPolicy",
     "JudgeVerdicts",
+    "LabelModel",
     "LearnedPolicy",
     "Policy",
     "PoolFeatures",
     "RandomPolicy",
+    "RelabelResult",
     "RoundsResult",
     "RoutingDecision",
     "RoutingPool",
@@ -85,6 +100,7 @@ __all__ = [
     "encode_tags",
     "estimated_accuracy",
     "fit_error_model",
+    "fit_label_model",
     "human_accuracy_from_agreement",
     "items_for_share",
     "make_policy",
@@ -92,5 +108,6 @@ __all__ = [
     "minilm_embedder",
     "pairwise_agreement",
     "policy_curve",
+    "relabel_ai_labels",
     "route_in_rounds",
 ]

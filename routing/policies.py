@@ -353,11 +353,14 @@ class LearnedPolicy(Policy):
 
 
 def make_policy(name: str, *, seed: int = 0, **options: Any) -> Policy:
-    """Build a policy by name (``random``, ``uncertainty``, ``learned``, ``hyper``)."""
+    """Build a policy by name (``random``, ``uncertainty``, ``learned``, ``corrected``,
+    ``hyper``)."""
+    from routing.relabel import CorrectedPolicy
     from routing.simulate import HyperPolicy
 
     classes: dict[str, type[Policy]] = {
-        cls.name: cls for cls in (RandomPolicy, UncertaintyPolicy, LearnedPolicy, HyperPolicy)
+        cls.name: cls
+        for cls in (RandomPolicy, UncertaintyPolicy, LearnedPolicy, CorrectedPolicy, HyperPolicy)
     }
     try:
         return classes[name](seed=seed, **options)

@@ -21,7 +21,7 @@ from routing.pool import RoutingPool
 from routing.rounds import route_in_rounds
 from routing.synthetic import synthetic_pool
 
-FAST = ("random", "uncertainty", "learned")
+FAST = ("random", "uncertainty", "learned", "corrected")
 # HyPER is slow by design; a few mixes and candidates exercise the same code paths.
 SMALL_HYPER = {"n_mixes": 8, "n_candidates": 10}
 
