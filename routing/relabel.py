@@ -21,9 +21,10 @@ prior*::
 
     logit_k(item) = log prior_k(item) + b_k + sum_c B[c, k] * onehot_c + sum_j W[j, k] * z_j
 
-- ``prior`` = the combined judge distribution, smoothed so that a unanimous discrete panel
-  says "right with probability 0.8" (``prior_strength``; chosen a priori, not fitted on gold),
-  with a tiny bonus on the AI label so that an unfitted model reproduces it exactly;
+- ``prior`` = half the AI label (one-hot), half the combined judge distribution, smoothed
+  so that a unanimous discrete panel says "right with probability 0.8" (``prior_strength``
+  and ``LABEL_WEIGHT``, both chosen a priori, not fitted on gold); an unfitted model
+  reproduces the AI label exactly, and on a split panel the AI label keeps a real margin;
 - ``onehot_c``: the AI label itself, and the categorical columns: the panel-vote pattern
   (``"tie|b"``) and any LLM tags; each pattern gets its own correction, so "tie|b" can learn
   "B" without touching "a|a";
@@ -66,6 +67,10 @@ from threadpoolctl import threadpool_limits
 from routing.features import N_CLASSES, UNKNOWN
 from routing.policies import Policy, Scored, top_k, uncertainty_scores
 from routing.pool import RoutingPool, RoutingState
+
+#: Share of the AI prior that is the AI label itself (the rest: the judges' distribution).
+#: Set a priori to 0.5, not fitted; see :func:`ai_log_prior`.
+LABEL_WEIGHT = 0.5
 
 #: Penalty grid (per parameter, Gaussian prior precision) searched by cross-validation.
 L2_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)
@@ -116,22 +121,31 @@ class LabelModel:
         return _softmax(ai_log_prior(pool, prior_strength) + x @ self.coef)
 
 
-def ai_log_prior(pool: RoutingPool, strength: float = 0.8) -> np.ndarray:
-    """``log`` of the smoothed judge distribution, ``(n, 3)``; the model's offset.
+def ai_log_prior(
+    pool: RoutingPool, strength: float = 0.8, *, label_weight: float = LABEL_WEIGHT
+) -> np.ndarray:
+    """``log`` of the AI prior, ``(n, 3)``; the model's offset.
 
-    ``strength`` is the probability a one-hot (unanimous, discrete) AI distribution keeps:
-    ``(1 - eps) * probs + eps / 3`` with ``eps`` solving ``1 - eps + eps / 3 = strength``.
-    A bonus of 1e-6 on the AI label breaks the ties that a split panel leaves (``a|b`` gives
-    A and B equal mass) the same way :func:`routing.features.combine_judges` did, so an
-    all-zero correction reproduces ``pool.ai.label`` exactly. Items with no usable verdict
-    get a uniform prior (their label then comes from the correction alone).
+    The prior is ``label_weight * smooth(onehot(AI label)) + (1 - label_weight) *
+    smooth(judge distribution)``, where ``smooth(p) = (1 - eps) * p + eps / 3`` and ``eps``
+    solves ``1 - eps + eps / 3 = strength`` (a one-hot keeps ``strength``). On a unanimous
+    discrete panel both halves agree (0.8 on the label). On a split panel (``a|b``: A and B
+    have equal judge mass) the label half gives the AI label a real margin (0.625 vs 0.275):
+    with the judges' distribution alone the AI label would win by a hair, and any small
+    learned coefficient, noise included, would flip every split item of a pattern at once.
+    Items with no usable verdict get a uniform prior (their label comes from the correction).
+    A bonus of 1e-6 on the AI label keeps an all-zero correction reproducing
+    ``pool.ai.label`` exactly even with ``label_weight=0``.
     """
     eps = (1.0 - strength) * N_CLASSES / (N_CLASSES - 1)
     probs = np.asarray(pool.ai.probs, dtype=float)
     probs = np.where(np.isnan(probs), 1.0 / N_CLASSES, probs)
-    prior = (1.0 - eps) * probs + eps / N_CLASSES
     label = pool.ai.label
     ok = label != UNKNOWN
+    onehot = np.full_like(probs, 1.0 / N_CLASSES)
+    onehot[ok] = np.eye(N_CLASSES)[label[ok]]
+    mixed = label_weight * onehot + (1.0 - label_weight) * probs
+    prior = (1.0 - eps) * mixed + eps / N_CLASSES
     prior[~ok] = 1.0 / N_CLASSES
     logp = np.log(prior)
     logp[np.flatnonzero(ok), label[ok]] += 1e-6
@@ -431,6 +445,7 @@ class CorrectedPolicy(Policy):
 
 __all__ = [
     "L2_GRID",
+    "LABEL_WEIGHT",
     "CorrectedPolicy",
     "LabelModel",
     "RelabelResult",
