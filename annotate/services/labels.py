@@ -92,12 +92,13 @@ class LabelsSummary:
     human: int = 0
     ai: int = 0
     removed: int = 0
+    learned: int = 0  # AI labels corrected by the label model learned from human labels
     seconds: float = 0.0
 
     def __str__(self) -> str:
         return (
-            f"{self.total} final labels ({self.human} human, {self.ai} AI) by {self.method}"
-            f" in {self.seconds:.1f}s"
+            f"{self.total} final labels ({self.human} human, {self.ai} AI, {self.learned} AI labels"
+            f" corrected from human labels) by {self.method} in {self.seconds:.1f}s"
         )
 
 
@@ -378,8 +379,13 @@ def final_label_for(
     judge_names: dict[int, str],
     ds: DawidSkene | None = None,
     now: Any = None,
+    learned: dict[tuple[int, str], tuple[int, float]] | None = None,
 ) -> FinalLabel | None:
-    """The final label of one unit, unsaved (None when nobody has judged it yet)."""
+    """The final label of one unit, unsaved (None when nobody has judged it yet).
+
+    `learned` maps (item, aspect) to a corrected AI label (class, confidence) for items whose
+    learned label differs from the panel's (see `learned_ai_labels`).
+    """
     ai = _panel_choice(unit.ais, panel)
     use_ai = (unit.route == "ai" and ai is not None) or not unit.humans
     common = {
@@ -394,17 +400,60 @@ def final_label_for(
         if ai is None:
             return None
         value = dict(ai.value)
+        method_name = f"judge:{judge_names.get(ai.judge_id, ai.judge_id)}"
+        corrected = (learned or {}).get((unit.item_id, unit.aspect))
+        if corrected is not None:
+            value, common["ai_confidence"] = _corrected_value(value, *corrected), corrected[1]
+            method_name = "learned"
         return FinalLabel(
-            **common,
-            value=value,
-            source=FinalLabel.Source.AI,
-            method=f"judge:{judge_names.get(ai.judge_id, ai.judge_id)}"[:32],
-            agreement=None,
+            **common, value=value, source=FinalLabel.Source.AI, method=method_name[:32], agreement=None
         )
     value, agreement = _human_label(project, unit, method, ds)
     return FinalLabel(
         **common, value=value, source=FinalLabel.Source.HUMAN, method=method, agreement=agreement
     )
+
+
+def learned_ai_labels(*, project: Project) -> dict[tuple[int, str], tuple[int, float]]:
+    """Corrected AI labels learned from the human labels collected so far (routing.relabel).
+
+    Pairwise projects, on the aspect routing reads (the first). A label model fitted only on
+    items humans judged predicts what a human would say elsewhere, starting from the panel's
+    label and moving away from it only as far as cross-validation on those human labels
+    supports (bench/RESULTS.md, "## routing": +0.2 to +1.8 points of final accuracy on PandaLM).
+    Returns only the items whose label changes; empty on a cold start (< 30 human labels).
+    """
+    import routing
+    from annotate.services.routing import RoutingError, routing_pool
+
+    if project.task_type != TaskType.PAIRWISE:
+        return {}
+    try:
+        pp = routing_pool(project=project)
+    except RoutingError:
+        return {}
+    state = routing.RoutingState.of(len(pp.item_ids), pp.started, pp.human_labels)
+    result = routing.relabel_ai_labels(pp.pool, state)
+    if not result.fitted:
+        return {}
+    aspect = project.aspects[0] if project.aspects else "overall"
+    return {
+        (int(pp.item_ids[i]), aspect): (int(result.labels[i]), float(result.confidence[i]))
+        for i in np.flatnonzero(result.changed & ~pp.started)
+        if project.allow_ties or result.labels[i] != routing.TIE
+    }
+
+
+def _corrected_value(panel_value: dict, label: int, confidence: float) -> dict:
+    """The corrected class as a pairwise verdict: the panel's strength where the side agrees,
+    "slightly" where the correction picked the other side (it claims no "much")."""
+    import routing
+
+    if label == routing.TIE:
+        return {"strength": 0}
+    sign = 1 if label == routing.A_BETTER else -1
+    strength = int(panel_value.get("strength", 0))
+    return {"strength": strength if strength * sign > 0 else sign}
 
 
 def final_labels_compute(*, project: Project, method: str = "majority") -> LabelsSummary:
@@ -418,6 +467,8 @@ def final_labels_compute(*, project: Project, method: str = "majority") -> Label
     panel = set(project.judges.values_list("pk", flat=True))
     judge_names = dict(Judge.objects.values_list("pk", "name"))
     ds = _dawid_skene_project(project) if method == "dawid_skene" else None
+    learned = learned_ai_labels(project=project)
+    summary.learned = len(learned)
     now = timezone.now()
     fields = [
         "task_type", "value", "source", "method", "num_humans", "agreement", "ai_confidence",
@@ -434,7 +485,8 @@ def final_labels_compute(*, project: Project, method: str = "majority") -> Label
     with transaction.atomic():
         for unit in project_units(project):
             label = final_label_for(
-                project, unit, method=method, panel=panel, judge_names=judge_names, ds=ds, now=now
+                project, unit, method=method, panel=panel, judge_names=judge_names, ds=ds, now=now,
+                learned=learned,
             )
             if label is None:
                 continue

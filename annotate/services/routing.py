@@ -23,7 +23,7 @@ from django.utils import timezone
 import routing
 from annotate.models import Item, Judgment, Project, RoutingDecision, RoutingRun, TaskType
 
-POLICIES = ("random", "uncertainty", "learned", "hyper")
+POLICIES = ("random", "uncertainty", "learned", "corrected", "hyper")
 DEFAULT_HUMAN_ACCURACY = 0.9  # used until enough items have two human labels to measure it
 MIN_AGREEMENT_PAIRS = 20
 

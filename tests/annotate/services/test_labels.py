@@ -294,3 +294,41 @@ def test_pandalm_agreement_matches_the_published_facts(shared_data: Any) -> None
     assert report.alpha["overall"] == pytest.approx(expected, abs=1e-3)
     assert 0.5 < report.alpha["overall"] < 1.0
     assert len(report.kappas) == 3
+
+
+def test_ai_labels_of_unrouted_items_are_corrected_from_the_human_labels_collected(
+    make_project: Any, owner: Any
+) -> None:
+    """The panel calls every pair "A"; humans say identical responses tie. Items humans never
+    saw get the learned label (a tie where the responses are identical), and say so."""
+    from annotate.models import Assignment, FinalLabel, Item, Judge, Judgment
+    from annotate.records import hash_content
+    from annotate.services.labels import final_labels_compute
+
+    project = make_project("learned")
+    judge = Judge.objects.create(name="panel", backend=Judge.Backend.IMPORTED)
+    project.judges.add(judge)
+    for i in range(120):
+        same = i % 2 == 0
+        text_b = f"Answer {i} is forty-two." if same else f"I refuse to answer question {i} at all."
+        responses = [{"model": "m1", "text": f"Answer {i} is forty-two."}, {"model": "m2", "text": text_b}]
+        routed = i < 60
+        item = Item.objects.create(
+            project=project, external_id=str(i), content_hash=hash_content("q", responses), prompt=f"Question {i}?",
+            responses=responses, route="human" if routed else "ai", human_assigned=int(routed), human_done=int(routed),
+        )
+        Judgment.objects.create(item=item, kind="ai", source="panel", task_type="pairwise", value={"strength": 1},
+                                judge=judge, prompt_version="imported", confidence=0.9)
+        if routed:
+            assignment = Assignment.objects.create(project=project, item=item, annotator=owner, status="submitted",
+                                                   presentation_order=[0, 1], expires_at=Assignment.expiry_from_now(project))
+            Judgment.objects.create(item=item, kind="human", source="annotate", task_type="pairwise", annotator=owner,
+                                    assignment=assignment, value={"strength": 0 if same else 1})
+    summary = final_labels_compute(project=project)
+    aspect = project.aspects[0]
+    unrouted = FinalLabel.objects.filter(item__project=project, item__route="ai", aspect=aspect)
+    identical = unrouted.filter(item__external_id__in=[str(i) for i in range(60, 120, 2)])
+    distinct = unrouted.exclude(pk__in=identical)
+    assert summary.learned == identical.count() == 30
+    assert all(f.value == {"strength": 0} and f.method == "learned" for f in identical)
+    assert all(f.value == {"strength": 1} and f.method == "judge:panel" for f in distinct)
