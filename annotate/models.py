@@ -174,8 +174,12 @@ class ImportBatch(models.Model):
     message = models.TextField(
         blank=True, help_text="The one-line summary, or why the import failed."
     )
-    options = models.JSONField(default=dict, blank=True, help_text="format, maps, skip_invalid: to replay the import.")
-    upload_path = models.CharField(max_length=500, blank=True, help_text="Where an uploaded file waits for the worker.")
+    options = models.JSONField(
+        default=dict, blank=True, help_text="format, maps, skip_invalid: to replay the import."
+    )
+    upload_path = models.CharField(
+        max_length=500, blank=True, help_text="Where an uploaded file waits for the worker."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -193,7 +197,9 @@ class Item(models.Model):
 
     # No index of its own: the unique (project, external_id) index already leads with project,
     # and every index here is paid on each of the thousands of rows an import writes.
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items", db_index=False)
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="items", db_index=False
+    )
     external_id = models.CharField(max_length=255)
     content_hash = models.CharField(max_length=64)  # indexed with the project: item_hash_idx
     prompt = models.JSONField(help_text='Plain text, or a chat: [{"role", "content"}, ...].')
@@ -213,7 +219,8 @@ class Item(models.Model):
         default=dict, blank=True, help_text="e.g. truncated inputs, per judge."
     )
     tags = models.JSONField(
-        default=dict, blank=True,
+        default=dict,
+        blank=True,
         help_text="Descriptive tags for routing (subject, expertise, safety …), from the tagging task.",
     )
     import_batch = models.ForeignKey(
@@ -346,7 +353,8 @@ class JudgeRun(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judge_runs")
     judge = models.ForeignKey(Judge, on_delete=models.PROTECT, related_name="runs")
     kind = models.CharField(
-        max_length=16, default="verdicts",
+        max_length=16,
+        default="verdicts",
         choices=[("verdicts", "Verdicts (pre-labelling)"), ("tags", "Tags for routing")],
     )
     prompt_version = models.CharField(max_length=64)

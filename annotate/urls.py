@@ -22,7 +22,11 @@ urlpatterns = [
     path("p/<slug:slug>/judges/", judging.judges, name="judges"),
     path("p/<slug:slug>/judges/run/", judging.judge_run_start, name="judge_run_start"),
     path("p/<slug:slug>/judges/runs/", judging.judge_runs, name="judge_runs"),
-    path("p/<slug:slug>/judges/runs/<int:run_id>/cancel/", judging.judge_run_cancel, name="judge_run_cancel"),
+    path(
+        "p/<slug:slug>/judges/runs/<int:run_id>/cancel/",
+        judging.judge_run_cancel,
+        name="judge_run_cancel",
+    ),
     path("p/<slug:slug>/judges/prompt/", judging.rubric_save, name="rubric_save"),
     # Annotation screen and human queue
     path("p/<slug:slug>/annotate/", annotation.annotate, name="annotate"),
@@ -51,10 +55,24 @@ urlpatterns = [
     path("p/<slug:slug>/leaderboard/", leaderboard_views.leaderboard, name="leaderboard"),
     path("p/<slug:slug>/exports/", export_views.exports, name="exports"),
     path("p/<slug:slug>/exports/list/", export_views.export_list, name="export_list"),
-    path("p/<slug:slug>/exports/<int:export_id>/", export_views.export_detail, name="export_detail"),
-    path("p/<slug:slug>/exports/<int:export_id>/delete/", export_views.export_delete, name="export_delete"),
-    path("p/<slug:slug>/exports/<int:export_id>/download.zip", export_views.export_download_zip, name="export_download_zip"),
-    path("p/<slug:slug>/exports/<int:export_id>/files/<path:name>", export_views.export_download, name="export_download"),
+    path(
+        "p/<slug:slug>/exports/<int:export_id>/", export_views.export_detail, name="export_detail"
+    ),
+    path(
+        "p/<slug:slug>/exports/<int:export_id>/delete/",
+        export_views.export_delete,
+        name="export_delete",
+    ),
+    path(
+        "p/<slug:slug>/exports/<int:export_id>/download.zip",
+        export_views.export_download_zip,
+        name="export_download_zip",
+    ),
+    path(
+        "p/<slug:slug>/exports/<int:export_id>/files/<path:name>",
+        export_views.export_download,
+        name="export_download",
+    ),
     # API
     path("api/", include("annotate.api.urls")),
 ]

@@ -44,13 +44,21 @@ def load_pandalm_items(data_dir: Path = DATA) -> list[dict]:
     items = []
     for row in rows:
         votes = Counter(row[f"annotator{n}"] for n in (1, 2, 3))
-        items.append({
-            "id": row["idx"],
-            "prompt": _prompt(row),
-            "responses": [{"model": m, "text": str(t)} for m, t in
-                          zip(row["cmp_key"].split("_", 1), (row["response1"], row["response2"]), strict=True)],
-            "gold": votes.most_common(1)[0][0],
-        })
+        items.append(
+            {
+                "id": row["idx"],
+                "prompt": _prompt(row),
+                "responses": [
+                    {"model": m, "text": str(t)}
+                    for m, t in zip(
+                        row["cmp_key"].split("_", 1),
+                        (row["response1"], row["response2"]),
+                        strict=True,
+                    )
+                ],
+                "gold": votes.most_common(1)[0][0],
+            }
+        )
     return items
 
 
@@ -61,8 +69,12 @@ def load_shipped_verdicts(data_dir: Path = DATA) -> dict[str, dict[int, int | No
     panda_rows = json.loads((data_dir / "pandalm-7b-testset-v1.json").read_text())
     return {
         "gpt-3.5-turbo": {r["idx"]: gpt.get(str(r["gpt_result"]).strip()) for r in gpt_rows},
-        "pandalm-7b": {r["idx"]: (int(r["pandalm_result"]) if str(r["pandalm_result"]).strip() in "012" else None)
-                       for r in panda_rows},
+        "pandalm-7b": {
+            r["idx"]: (
+                int(r["pandalm_result"]) if str(r["pandalm_result"]).strip() in "012" else None
+            )
+            for r in panda_rows
+        },
     }
 
 
@@ -80,7 +92,9 @@ def order_label(p_first: float, p_second: float, p_tie: float, swapped: bool) ->
     return best
 
 
-def risk_coverage(correct: list[bool], confidence: list[float], steps=range(10, 101, 10)) -> dict[int, float]:
+def risk_coverage(
+    correct: list[bool], confidence: list[float], steps=range(10, 101, 10)
+) -> dict[int, float]:
     order = sorted(range(len(correct)), key=lambda i: -confidence[i])
     table = {}
     for pct in steps:
@@ -96,7 +110,9 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=1024)
     parser.add_argument("--model", default="", help="HF id or folder; blank = embedded SmolLM2")
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--chunk", type=int, default=64, help="items per judge call (progress lines)")
+    parser.add_argument(
+        "--chunk", type=int, default=64, help="items per judge call (progress lines)"
+    )
     args = parser.parse_args()
 
     import torch
@@ -107,27 +123,47 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     items = load_pandalm_items()[: args.items]
     gold = {it["id"]: it["gold"] for it in items}
-    judge = load_judge(JudgeSpec(model=args.model, batch_size=args.batch_size, max_length=args.max_length))
+    judge = load_judge(
+        JudgeSpec(model=args.model, batch_size=args.batch_size, max_length=args.max_length)
+    )
     start, results = time.perf_counter(), []
     for at in range(0, len(items), args.chunk):
         results += judge.judge(items[at : at + args.chunk], allow_ties=True)
         print(f"{len(results)}/{len(items)} items, {time.perf_counter() - start:.0f} s", flush=True)
     elapsed = time.perf_counter() - start
 
-    records, correct, consistent, signals = [], [], [], {"confidence": [], "margin": [], "1 - swap_disagreement": []}
+    records, correct, consistent, signals = (
+        [],
+        [],
+        [],
+        {"confidence": [], "margin": [], "1 - swap_disagreement": []},
+    )
     failed = 0
     for item, result in zip(items, results, strict=True):
         if not result.ok:
             failed += 1
             continue
         v = result.verdicts["overall"]
-        records.append({"idx": item["id"], "p_a": v.p_a, "p_b": v.p_b, "p_tie": v.p_tie, "strength": v.strength,
-                        "swap_disagreement": v.swap_disagreement, "margin": v.margin, "entropy": v.entropy,
-                        "confidence": v.confidence, "truncated": result.truncated})
+        records.append(
+            {
+                "idx": item["id"],
+                "p_a": v.p_a,
+                "p_b": v.p_b,
+                "p_tie": v.p_tie,
+                "strength": v.strength,
+                "swap_disagreement": v.swap_disagreement,
+                "margin": v.margin,
+                "entropy": v.entropy,
+                "confidence": v.confidence,
+                "truncated": result.truncated,
+            }
+        )
         correct.append(label_from_strength(v.strength) == item["gold"])
         ab, ba = v.order_ab, v.order_ba
-        consistent.append(order_label(ab.p_first, ab.p_second, ab.p_tie, False)
-                          == order_label(ba.p_first, ba.p_second, ba.p_tie, True))
+        consistent.append(
+            order_label(ab.p_first, ab.p_second, ab.p_tie, False)
+            == order_label(ba.p_first, ba.p_second, ba.p_tie, True)
+        )
         signals["confidence"].append(v.confidence)
         signals["margin"].append(v.margin)
         signals["1 - swap_disagreement"].append(1 - v.swap_disagreement)
@@ -136,26 +172,38 @@ def main() -> None:
 
     n = len(records)
     predicted = Counter(r["strength"] for r in records)
-    print(f"\njudged {n} of {len(items)} items in {elapsed:.0f} s ({failed} failed, "
-          f"{sum(r['truncated'] for r in records)} truncated), load_avg={os.getloadavg()[0]:.1f}")
-    print(f"gold ties in this subset: {sum(g == TIE for g in gold.values()) / len(gold):.1%}; "
-          f"predicted strengths: {dict(sorted(predicted.items()))}")
-    print("\n| judge | items | coverage (usable) | accuracy (all items) | accuracy (usable) | swap consistency |")
+    print(
+        f"\njudged {n} of {len(items)} items in {elapsed:.0f} s ({failed} failed, "
+        f"{sum(r['truncated'] for r in records)} truncated), load_avg={os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"gold ties in this subset: {sum(g == TIE for g in gold.values()) / len(gold):.1%}; "
+        f"predicted strengths: {dict(sorted(predicted.items()))}"
+    )
+    print(
+        "\n| judge | items | coverage (usable) | accuracy (all items) | accuracy (usable) | swap consistency |"
+    )
     print("|---|---|---|---|---|---|")
-    print(f"| SmolLM2-135M (embedded, both orders) | {n} | 100.0 % | {sum(correct) / n:.1%} | "
-          f"{sum(correct) / n:.1%} | {sum(consistent) / n:.1%} |")
+    print(
+        f"| SmolLM2-135M (embedded, both orders) | {n} | 100.0 % | {sum(correct) / n:.1%} | "
+        f"{sum(correct) / n:.1%} | {sum(consistent) / n:.1%} |"
+    )
     shipped = load_shipped_verdicts()
     for name, verdicts in shipped.items():
         labels = [verdicts.get(i) for i in gold]
         usable = [(lab, gold[i]) for lab, i in zip(labels, gold, strict=True) if lab is not None]
         right = sum(lab == g for lab, g in usable)
-        print(f"| {name} (shipped) | {len(gold)} | {len(usable) / len(gold):.1%} | {right / len(gold):.1%} | "
-              f"{right / max(1, len(usable)):.1%} | n/a (one order) |")
+        print(
+            f"| {name} (shipped) | {len(gold)} | {len(usable) / len(gold):.1%} | {right / len(gold):.1%} | "
+            f"{right / max(1, len(usable)):.1%} | n/a (one order) |"
+        )
     gpt, panda = shipped["gpt-3.5-turbo"], shipped["pandalm-7b"]
     agree = [i for i in gold if gpt.get(i) is not None and gpt.get(i) == panda.get(i)]
     if agree:
-        print(f"| GPT-3.5 = PandaLM-7B (agreeing subset) | {len(gold)} | {len(agree) / len(gold):.1%} | – | "
-              f"{sum(gpt[i] == gold[i] for i in agree) / len(agree):.1%} | n/a |")
+        print(
+            f"| GPT-3.5 = PandaLM-7B (agreeing subset) | {len(gold)} | {len(agree) / len(gold):.1%} | – | "
+            f"{sum(gpt[i] == gold[i] for i in agree) / len(agree):.1%} | n/a |"
+        )
 
     print("\nRisk–coverage, SmolLM2: accuracy of the most confident x % of items, by signal")
     print("| coverage | " + " | ".join(signals) + " |")

@@ -39,14 +39,27 @@ def naive_judge(judge, items) -> tuple[float, int, list[str]]:
     for item in items:
         first, second = (r["text"] for r in item["responses"])
         for a, b in ((first, second), (second, first)):
-            ids = judge.encode_prompt(*template.fill({
-                "prompt": format_conversation(item["prompt"]), "response_a": a, "response_b": b,
-                "aspect": "overall", "verdict_options": options}))
+            ids = judge.encode_prompt(
+                *template.fill(
+                    {
+                        "prompt": format_conversation(item["prompt"]),
+                        "response_a": a,
+                        "response_b": b,
+                        "aspect": "overall",
+                        "verdict_options": options,
+                    }
+                )
+            )
             tokens += len(ids)
             with torch.inference_mode():
-                out = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                                     max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-            text = tokenizer.decode(out[0, len(ids):], skip_special_tokens=True).strip()
+                out = model.generate(
+                    torch.tensor([ids]),
+                    attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                    max_new_tokens=8,
+                    do_sample=False,
+                    pad_token_id=tokenizer.pad_token_id,
+                )
+            text = tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True).strip()
             verdicts.append(text[:1])
     return time.perf_counter() - start, tokens, verdicts
 
@@ -66,20 +79,29 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=1024)
     parser.add_argument("--model", default="", help="HF id or folder; blank = embedded SmolLM2")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
-    parser.add_argument("--aspect-items", type=int, default=8, help="items for the 1-vs-4 aspects cost check")
+    parser.add_argument(
+        "--aspect-items", type=int, default=8, help="items for the 1-vs-4 aspects cost check"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    judge = load_judge(JudgeSpec(model=args.model, batch_size=args.batch_size, max_length=args.max_length))
+    judge = load_judge(
+        JudgeSpec(model=args.model, batch_size=args.batch_size, max_length=args.max_length)
+    )
     items = load_pandalm_items()[: args.items]
     judge.judge(items[:2])  # warm-up: first-call allocations and kernel selection
-    print(f"device={judge.loaded.device} dtype={judge.loaded.dtype} threads={torch.get_num_threads()} "
-          f"load_avg={os.getloadavg()[0]:.1f} items={len(items)}")
+    print(
+        f"device={judge.loaded.device} dtype={judge.loaded.dtype} threads={torch.get_num_threads()} "
+        f"load_avg={os.getloadavg()[0]:.1f} items={len(items)}"
+    )
 
     naive_s, naive_tokens, _ = naive_judge(judge, items)
     batched_s, batched_tokens = batched_judge(judge, items)
-    rows = [("naive generate, 1 at a time", naive_s, naive_tokens), ("batched next-token probs", batched_s, batched_tokens)]
+    rows = [
+        ("naive generate, 1 at a time", naive_s, naive_tokens),
+        ("batched next-token probs", batched_s, batched_tokens),
+    ]
     print(f"{'method':32} {'seconds':>8} {'pairs/s':>8} {'tokens/s':>9}")
     for name, seconds, tokens in rows:
         print(f"{name:32} {seconds:8.1f} {len(items) / seconds:8.3f} {tokens / seconds:9.0f}")
@@ -87,9 +109,13 @@ def main() -> None:
 
     few = items[: args.aspect_items]
     one_s, _ = batched_judge(judge, few, aspects=("overall",))
-    four_s, _ = batched_judge(judge, few, aspects=("overall", "helpfulness", "truthfulness", "harmlessness"))
-    print(f"aspects: 1 aspect {one_s / len(few):.2f} s/item, 4 aspects {four_s / len(few):.2f} s/item "
-          f"(x{four_s / one_s:.2f}; {math.nan if not one_s else 4:.0f} expected for one prompt per aspect)")
+    four_s, _ = batched_judge(
+        judge, few, aspects=("overall", "helpfulness", "truthfulness", "harmlessness")
+    )
+    print(
+        f"aspects: 1 aspect {one_s / len(few):.2f} s/item, 4 aspects {four_s / len(few):.2f} s/item "
+        f"(x{four_s / one_s:.2f}; {math.nan if not one_s else 4:.0f} expected for one prompt per aspect)"
+    )
 
 
 if __name__ == "__main__":

@@ -46,7 +46,9 @@ def load_judge(spec: JudgeSpec) -> Judge:
     if spec.backend in (LLM_PAIRWISE, LLM_LISTWISE):
         return LLMJudge(spec, load_model(CAUSAL_LM, spec.model, spec.dtype, spec.device))
     if spec.backend == REWARD_MODEL:
-        return RewardModelJudge(spec, [load_model(SEQUENCE_CLASSIFIER, spec.model, spec.dtype, spec.device)])
+        return RewardModelJudge(
+            spec, [load_model(SEQUENCE_CLASSIFIER, spec.model, spec.dtype, spec.device)]
+        )
     if spec.backend == DENSITY_RATIO:
         strong = load_model(CAUSAL_LM, spec.model, spec.dtype, spec.device)
         weak = load_model(CAUSAL_LM, spec.weak_model, spec.dtype, spec.device)

@@ -77,7 +77,9 @@ def label_token_sets(tokenizer: Any, labels: Sequence[str]) -> list[list[int]]:
     for label, ids in zip(labels, sets, strict=True):
         for token in ids:
             if token in seen:
-                raise JudgeConfigError(f"verdict labels {seen[token]!r} and {label!r} share a token")
+                raise JudgeConfigError(
+                    f"verdict labels {seen[token]!r} and {label!r} share a token"
+                )
             seen[token] = label
     return sets
 
@@ -111,8 +113,10 @@ class LLMJudge:
 
     def template(self, text: str | None = None) -> PromptTemplate:
         """The template in force: `text`, else spec.options["template"], else the default."""
-        text = text or self.spec.option("template") or (
-            DEFAULT_LISTWISE_TEMPLATE if self.listwise else DEFAULT_PAIRWISE_TEMPLATE
+        text = (
+            text
+            or self.spec.option("template")
+            or (DEFAULT_LISTWISE_TEMPLATE if self.listwise else DEFAULT_PAIRWISE_TEMPLATE)
         )
         required = LISTWISE_PLACEHOLDERS if self.listwise else PAIRWISE_PLACEHOLDERS
         return PromptTemplate.from_text(text, required=required)
@@ -137,7 +141,11 @@ class LLMJudge:
             try:
                 item = coerce_item(raw)
                 results[n].item_id = item.id
-                built = [q for aspect in aspects for q in self._queries(n, item, aspect, tmpl, tie, results[n])]
+                built = [
+                    q
+                    for aspect in aspects
+                    for q in self._queries(n, item, aspect, tmpl, tie, results[n])
+                ]
             except Exception as exc:
                 results[n].error = error_message(exc)
                 continue
@@ -166,7 +174,9 @@ class LLMJudge:
                 results[n].error = error_message(failure)
                 continue
             try:
-                results[n].verdicts = self._verdicts(item, aspects, answered, allow_ties=tie is not None)
+                results[n].verdicts = self._verdicts(
+                    item, aspects, answered, allow_ties=tie is not None
+                )
             except Exception as exc:
                 results[n].error = error_message(exc)
         return results
@@ -179,7 +189,13 @@ class LLMJudge:
         return self.loaded.tokenizer(text, add_special_tokens=add_special)["input_ids"]
 
     def _queries(
-        self, n: int, item: JudgeItem, aspect: str, tmpl: PromptTemplate, tie: str | None, result: JudgeResult
+        self,
+        n: int,
+        item: JudgeItem,
+        aspect: str,
+        tmpl: PromptTemplate,
+        tie: str | None,
+        result: JudgeResult,
     ) -> list[_Query]:
         k = len(item.responses)
         fields = {"prompt": format_conversation(item.prompt)}
@@ -190,17 +206,28 @@ class LLMJudge:
             layouts = [tuple((r + m) % k for m in range(k)) for r in range(k)]
 
             def values(f: Mapping[str, str], shown: tuple[int, ...]) -> dict[str, str]:
-                block = "\n\n".join(f"[Response {labels[m]}]\n{f[f'r{i}']}" for m, i in enumerate(shown))
-                return {"prompt": f["prompt"], "responses": block, "aspect": aspect,
-                        "verdict_options": listwise_options(labels)}
+                block = "\n\n".join(
+                    f"[Response {labels[m]}]\n{f[f'r{i}']}" for m, i in enumerate(shown)
+                )
+                return {
+                    "prompt": f["prompt"],
+                    "responses": block,
+                    "aspect": aspect,
+                    "verdict_options": listwise_options(labels),
+                }
 
             groups = [layouts]
         else:
             options = verdict_options(PAIR_LABELS, tie)
 
             def values(f: Mapping[str, str], shown: tuple[int, ...]) -> dict[str, str]:
-                return {"prompt": f["prompt"], "response_a": f[f"r{shown[0]}"], "response_b": f[f"r{shown[1]}"],
-                        "aspect": aspect, "verdict_options": options}
+                return {
+                    "prompt": f["prompt"],
+                    "response_a": f[f"r{shown[0]}"],
+                    "response_b": f[f"r{shown[1]}"],
+                    "aspect": aspect,
+                    "verdict_options": options,
+                }
 
             # Both orders of every unordered pair.
             groups = [[(i, j), (j, i)] for i in range(k) for j in range(i + 1, k)]
@@ -214,38 +241,66 @@ class LLMJudge:
 
             sub = {"prompt": fields["prompt"], **{name: fields[name] for name in names}}
             fitted, truncated = truncate_fields(
-                self.loaded.tokenizer, sub, responses=names, prompt="prompt", count=count, max_length=self.max_length
+                self.loaded.tokenizer,
+                sub,
+                responses=names,
+                prompt="prompt",
+                count=count,
+                max_length=self.max_length,
             )
             result.truncated = result.truncated or truncated
             for shown in layouts_group:
-                queries.append(_Query(n, aspect, tuple(shown), self.encode_prompt(*tmpl.fill(values(fitted, shown)))))
+                queries.append(
+                    _Query(
+                        n,
+                        aspect,
+                        tuple(shown),
+                        self.encode_prompt(*tmpl.fill(values(fitted, shown))),
+                    )
+                )
         return queries
 
     # ----- model ----------------------------------------------------------------------------
 
-    def label_probabilities(self, sequences: list[list[int]], token_sets: list[list[int]]) -> list[tuple[list[float], float]]:
+    def label_probabilities(
+        self, sequences: list[list[int]], token_sets: list[list[int]]
+    ) -> list[tuple[list[float], float]]:
         """Per sequence: next-token probability of each label (summed over its spellings),
         renormalised over the labels, and the raw mass the labels got."""
         loaded = self.loaded
         ids, mask, positions = left_pad(sequences, loaded.tokenizer.pad_token_id, loaded.device)
         with torch.inference_mode():
             try:
-                out = loaded.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                   logits_to_keep=1, use_cache=False)
+                out = loaded.model(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    logits_to_keep=1,
+                    use_cache=False,
+                )
             except TypeError:  # older architectures without logits_to_keep
-                out = loaded.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False)
+                out = loaded.model(
+                    input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False
+                )
             probs = out.logits[:, -1, :].float().softmax(-1)
             per_label = torch.stack([probs[:, tokens].sum(-1) for tokens in token_sets], dim=-1)
         answers = []
         for row in per_label.tolist():
             mass = sum(row)
-            answers.append(([p / mass for p in row] if mass > 0 else [1 / len(row)] * len(row), mass))
+            answers.append(
+                ([p / mass for p in row] if mass > 0 else [1 / len(row)] * len(row), mass)
+            )
         return answers
 
     # ----- verdicts -------------------------------------------------------------------------
 
     def _verdicts(
-        self, item: JudgeItem, aspects: Sequence[str], answered: list[tuple[_Query, Any]], *, allow_ties: bool
+        self,
+        item: JudgeItem,
+        aspects: Sequence[str],
+        answered: list[tuple[_Query, Any]],
+        *,
+        allow_ties: bool,
     ) -> dict[str, PairVerdict | RankingVerdict]:
         k = len(item.responses)
         verdicts: dict[str, PairVerdict | RankingVerdict] = {}
@@ -259,7 +314,10 @@ class LLMJudge:
             pair_verdict = None
             for i in range(k):
                 for j in range(i + 1, k):
-                    ab, ba = _order_probs(mine[(i, j)], allow_ties), _order_probs(mine[(j, i)], allow_ties)
+                    ab, ba = (
+                        _order_probs(mine[(i, j)], allow_ties),
+                        _order_probs(mine[(j, i)], allow_ties),
+                    )
                     pair_verdict = combine_orders(aspect, ab, ba, allow_ties=allow_ties)
                     pair_probs[(i, j)] = (pair_verdict.p_a, pair_verdict.p_b, pair_verdict.p_tie)
                     disagreements.append(pair_verdict.swap_disagreement)
@@ -267,11 +325,17 @@ class LLMJudge:
                 verdicts[aspect] = pair_verdict
             else:
                 verdicts[aspect] = ranking_from_pairs(
-                    aspect, k, pair_probs, swap_disagreement=sum(disagreements) / len(disagreements), alpha=self.alpha
+                    aspect,
+                    k,
+                    pair_probs,
+                    swap_disagreement=sum(disagreements) / len(disagreements),
+                    alpha=self.alpha,
                 )
         return verdicts
 
-    def _listwise_verdict(self, aspect: str, k: int, mine: Mapping[tuple[int, ...], Any]) -> PairVerdict | RankingVerdict:
+    def _listwise_verdict(
+        self, aspect: str, k: int, mine: Mapping[tuple[int, ...], Any]
+    ) -> PairVerdict | RankingVerdict:
         per_response: list[list[float]] = [[] for _ in range(k)]
         for shown, (probs, _mass) in mine.items():
             shown_probs = probs[:k]
@@ -283,8 +347,12 @@ class LLMJudge:
             # (per_response was filled in the order the rotations were queried: (0, 1), (1, 0).)
             order = list(mine)
             at = {shown: n for n, shown in enumerate(order)}
-            ab = OrderProbs(per_response[0][at[(0, 1)]], per_response[1][at[(0, 1)]], 0.0, mine[(0, 1)][1])
-            ba = OrderProbs(per_response[1][at[(1, 0)]], per_response[0][at[(1, 0)]], 0.0, mine[(1, 0)][1])
+            ab = OrderProbs(
+                per_response[0][at[(0, 1)]], per_response[1][at[(0, 1)]], 0.0, mine[(0, 1)][1]
+            )
+            ba = OrderProbs(
+                per_response[1][at[(1, 0)]], per_response[0][at[(1, 0)]], 0.0, mine[(1, 0)][1]
+            )
             return combine_orders(aspect, ab, ba, allow_ties=False)
         p_best = [sum(ps) / len(ps) for ps in per_response]
         disagreement = sum(max(ps) - min(ps) for ps in per_response) / k
@@ -301,4 +369,9 @@ class LLMJudge:
 
 def _order_probs(output: tuple[list[float], float], allow_ties: bool) -> OrderProbs:
     probs, mass = output
-    return OrderProbs(p_first=probs[0], p_second=probs[1], p_tie=probs[2] if allow_ties else 0.0, verdict_mass=mass)
+    return OrderProbs(
+        p_first=probs[0],
+        p_second=probs[1],
+        p_tie=probs[2] if allow_ties else 0.0,
+        verdict_mass=mass,
+    )

@@ -71,7 +71,9 @@ def embedded_model_folder() -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
     # Loaded GGUF weights are already de-quantised plain fp32 Linear layers, but the model
     # still carries the GGUF "quantizer", which refuses to save; drop it so it saves as a
     # normal checkpoint.
@@ -102,7 +104,9 @@ def resolve_model_source(name: str) -> str:
     expanded = Path(name).expanduser()
     if expanded.exists():
         if not expanded.is_dir():
-            raise ModelNotFoundError(f"model path {name!r} is a file; give the folder that holds config.json")
+            raise ModelNotFoundError(
+                f"model path {name!r} is a file; give the folder that holds config.json"
+            )
         return str(expanded)
     if name.startswith(("/", "./", "../", "~")) or name.count("/") > 1 or os.sep + os.sep in name:
         raise ModelNotFoundError(f"model path {name!r} does not exist")
@@ -117,19 +121,25 @@ def resolve_device(device: str) -> torch.device:
     except RuntimeError as exc:
         raise JudgeConfigError(f"device {device!r} is not a torch device: {exc}") from exc
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise JudgeConfigError(f"device {device!r} asked for CUDA, but this machine has no usable GPU")
+        raise JudgeConfigError(
+            f"device {device!r} asked for CUDA, but this machine has no usable GPU"
+        )
     return resolved
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """"auto" = bf16 on GPU (fast, and range-safe unlike fp16), fp32 on CPU (bf16 matmuls are
+    """ "auto" = bf16 on GPU (fast, and range-safe unlike fp16), fp32 on CPU (bf16 matmuls are
     slow on CPUs without AMX, and fp32 keeps tests exact)."""
     if dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     try:
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
+            dtype
+        ]
     except KeyError:
-        raise JudgeConfigError(f"dtype {dtype!r} is not one of auto, float32, bfloat16, float16") from None
+        raise JudgeConfigError(
+            f"dtype {dtype!r} is not one of auto, float32, bfloat16, float16"
+        ) from None
 
 
 @dataclass
@@ -145,7 +155,9 @@ class LoadedModel:
     @property
     def max_positions(self) -> int | None:
         config = self.model.config
-        return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+        return getattr(config, "max_position_embeddings", None) or getattr(
+            config, "n_positions", None
+        )
 
 
 @functools.lru_cache(maxsize=4)
@@ -160,9 +172,14 @@ def load_model(kind: str, name: str, dtype: str = "auto", device: str = "auto") 
     source = resolve_model_source(name)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
-    model_class = {CAUSAL_LM: AutoModelForCausalLM, SEQUENCE_CLASSIFIER: AutoModelForSequenceClassification}.get(kind)
+    model_class = {
+        CAUSAL_LM: AutoModelForCausalLM,
+        SEQUENCE_CLASSIFIER: AutoModelForSequenceClassification,
+    }.get(kind)
     if model_class is None:
-        raise JudgeConfigError(f"model kind {kind!r} is not one of {CAUSAL_LM}, {SEQUENCE_CLASSIFIER}")
+        raise JudgeConfigError(
+            f"model kind {kind!r} is not one of {CAUSAL_LM}, {SEQUENCE_CLASSIFIER}"
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = model_class.from_pretrained(source, dtype=torch_dtype)
@@ -182,5 +199,6 @@ def load_model(kind: str, name: str, dtype: str = "auto", device: str = "auto") 
         model.config.pad_token_id = tokenizer.pad_token_id
     model.to(torch_device)
     model.eval()
-    return LoadedModel(model=model, tokenizer=tokenizer, device=torch_device, dtype=torch_dtype, source=source)
-
+    return LoadedModel(
+        model=model, tokenizer=tokenizer, device=torch_device, dtype=torch_dtype, source=source
+    )

@@ -85,7 +85,9 @@ class PromptTemplate:
     verdict_prefix: str = DEFAULT_VERDICT_PREFIX
 
     @classmethod
-    def from_text(cls, text: str, *, required: Sequence[str] = PAIRWISE_PLACEHOLDERS) -> PromptTemplate:
+    def from_text(
+        cls, text: str, *, required: Sequence[str] = PAIRWISE_PLACEHOLDERS
+    ) -> PromptTemplate:
         """Split at the `[assistant]` line and check that every required placeholder is there."""
         if not isinstance(text, str) or not text.strip():
             raise TemplateError("the prompt template is empty")
@@ -120,7 +122,9 @@ class PromptTemplate:
 
 def validate_template(text: str, *, listwise: bool = False) -> PromptTemplate:
     """For forms and the Celery glue: raise TemplateError naming what is wrong, before any model work."""
-    return PromptTemplate.from_text(text, required=LISTWISE_PLACEHOLDERS if listwise else PAIRWISE_PLACEHOLDERS)
+    return PromptTemplate.from_text(
+        text, required=LISTWISE_PLACEHOLDERS if listwise else PAIRWISE_PLACEHOLDERS
+    )
 
 
 def verdict_options(labels: Sequence[str], tie_label: str | None) -> str:
@@ -146,7 +150,9 @@ def format_conversation(prompt: str | Sequence[Mapping[str, Any]]) -> str:
     return "\n\n".join(f"{role.capitalize()}: {content}" for role, content in turns)
 
 
-def render_chat(tokenizer: Any, user: str, assistant_prefix: str, *, use_chat: bool) -> tuple[str, bool]:
+def render_chat(
+    tokenizer: Any, user: str, assistant_prefix: str, *, use_chat: bool
+) -> tuple[str, bool]:
     """The full prompt text, and whether the tokenizer should add its own special tokens.
 
     Chat-rendered text already holds BOS and the turn markers, so it is tokenised without
@@ -212,7 +218,10 @@ def truncate_fields(
     total = count(current)
     if total <= max_length:
         return current, False
-    ids = {name: tokenizer.encode(fields[name], add_special_tokens=False) for name in (*responses, prompt)}
+    ids = {
+        name: tokenizer.encode(fields[name], add_special_tokens=False)
+        for name in (*responses, prompt)
+    }
     overhead = total - sum(len(v) for v in ids.values())
     slack = 0
     for _attempt in range(6):

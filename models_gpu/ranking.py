@@ -22,7 +22,10 @@ DEFAULT_ALPHA = 0.01
 
 
 def bradley_terry_scores(
-    k: int, pair_probs: Mapping[tuple[int, int], tuple[float, float, float]], *, alpha: float = DEFAULT_ALPHA
+    k: int,
+    pair_probs: Mapping[tuple[int, int], tuple[float, float, float]],
+    *,
+    alpha: float = DEFAULT_ALPHA,
 ) -> np.ndarray:
     """Log-strengths (mean 0) from {(i, j): (p_i_wins, p_j_wins, p_tie)} with i < j."""
     comparisons = np.zeros((k, k), dtype=np.float64)
@@ -45,7 +48,10 @@ def ranks_from_scores(scores: Sequence[float]) -> list[int]:
 
 def pairwise_matrix(scores: Sequence[float]) -> list[list[float]]:
     """Bradley–Terry p(i≻j) = σ(s_i − s_j) for every pair."""
-    return [[1 / (1 + math.exp(sj - si)) if i != j else 0.5 for j, sj in enumerate(scores)] for i, si in enumerate(scores)]
+    return [
+        [1 / (1 + math.exp(sj - si)) if i != j else 0.5 for j, sj in enumerate(scores)]
+        for i, si in enumerate(scores)
+    ]
 
 
 def ranking_confidence(
@@ -83,7 +89,9 @@ def ranking_from_pairs(
     )
 
 
-def ranking_from_scores(aspect: str, scores: Sequence[float], *, method: str, temperature: float = 1.0) -> RankingVerdict:
+def ranking_from_scores(
+    aspect: str, scores: Sequence[float], *, method: str, temperature: float = 1.0
+) -> RankingVerdict:
     """Reward-style scores (higher = better, no position bias): softmax for the confidence.
 
     Confidence = softmax probability of the top response minus the runner-up's.

@@ -38,16 +38,26 @@ def coerce_item(raw: Any) -> JudgeItem:
     if isinstance(raw, JudgeItem):
         item = raw
     else:
-        get = raw.get if isinstance(raw, Mapping) else (lambda name, default=None: getattr(raw, name, default))
+        get = (
+            raw.get
+            if isinstance(raw, Mapping)
+            else (lambda name, default=None: getattr(raw, name, default))
+        )
         prompt, responses = get("prompt"), get("responses")
         if isinstance(prompt, list):
             prompt = tuple(prompt)
         if not isinstance(responses, list | tuple):
             raise ItemError("responses: must be a list of {model, text}")
-        item = JudgeItem(prompt=prompt, responses=tuple(_coerce_response(r) for r in responses), id=get("id"))
+        item = JudgeItem(
+            prompt=prompt, responses=tuple(_coerce_response(r) for r in responses), id=get("id")
+        )
     if isinstance(item.prompt, tuple):
-        if not all(isinstance(m, Mapping) and isinstance(m.get("content"), str) for m in item.prompt):
-            raise ItemError("prompt: a chat prompt must be a list of {role, content} with text content")
+        if not all(
+            isinstance(m, Mapping) and isinstance(m.get("content"), str) for m in item.prompt
+        ):
+            raise ItemError(
+                "prompt: a chat prompt must be a list of {role, content} with text content"
+            )
     elif not isinstance(item.prompt, str):
         raise ItemError(f"prompt: must be text or a chat list, got {type(item.prompt).__name__}")
     if len(item.responses) < 2:

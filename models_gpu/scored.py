@@ -37,7 +37,9 @@ def _prefix_text(tokenizer: Any, prompt: str) -> tuple[str, bool]:
     """The text before the response: the chat template's user turn + assistant header when
     there is one (what the model saw in training), else the prompt and a blank line."""
     if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
         return text, False
     return prompt + "\n\n", True
 
@@ -105,8 +107,11 @@ class _ScoringJudge:
                 for m in range(len(self.models)):
                     per_model[m].append(encoded[m][k])
         scores_per_model = [
-            run_grouped([len(ids) for ids, _ in seqs], self.spec.batch_size,
-                        lambda batch, m=m, seqs=seqs: self._score(m, [seqs[i] for i in batch]))
+            run_grouped(
+                [len(ids) for ids, _ in seqs],
+                self.spec.batch_size,
+                lambda batch, m=m, seqs=seqs: self._score(m, [seqs[i] for i in batch]),
+            )
             for m, seqs in enumerate(per_model)
         ]
         scores: dict[int, dict[int, float]] = {}
@@ -123,25 +128,45 @@ class _ScoringJudge:
             if results[n].error is not None:
                 continue
             values = [scores[n][k] for k in range(len(item.responses))]
-            results[n].verdicts = {aspect: verdict_from_scores(
-                aspect, values, temperature=self.temperature, allow_ties=allow_ties, method=self.method)}
+            results[n].verdicts = {
+                aspect: verdict_from_scores(
+                    aspect,
+                    values,
+                    temperature=self.temperature,
+                    allow_ties=allow_ties,
+                    method=self.method,
+                )
+            }
         return results
 
-    def _encode_item(self, item: JudgeItem, result: JudgeResult) -> list[list[tuple[list[int], int]]]:
+    def _encode_item(
+        self, item: JudgeItem, result: JudgeResult
+    ) -> list[list[tuple[list[int], int]]]:
         """Per model, per response: (ids, response length), truncated to max_length."""
         prompt = format_conversation(item.prompt)
         encoded = []
 
         def count(f: dict) -> int:
-            return max(len(_encode_pair(m.tokenizer, f["prompt"], f["response"])[0]) for m in self.models)
+            return max(
+                len(_encode_pair(m.tokenizer, f["prompt"], f["response"])[0]) for m in self.models
+            )
 
         for response in item.responses:
             fitted, truncated = truncate_fields(
-                self.models[0].tokenizer, {"prompt": prompt, "response": response.text},
-                responses=["response"], prompt="prompt", count=count, max_length=self.max_length,
+                self.models[0].tokenizer,
+                {"prompt": prompt, "response": response.text},
+                responses=["response"],
+                prompt="prompt",
+                count=count,
+                max_length=self.max_length,
             )
             result.truncated = result.truncated or truncated
-            encoded.append([_encode_pair(m.tokenizer, fitted["prompt"], fitted["response"]) for m in self.models])
+            encoded.append(
+                [
+                    _encode_pair(m.tokenizer, fitted["prompt"], fitted["response"])
+                    for m in self.models
+                ]
+            )
         # transpose to [model][response]
         return [[encoded[k][m] for k in range(len(encoded))] for m in range(len(self.models))]
 
@@ -160,7 +185,9 @@ class RewardModelJudge(_ScoringJudge):
     def _score(self, m: int, batch: list[tuple[list[int], int]]) -> list[float]:
         loaded = self.models[m]
         # Right padding: HF classifiers pool at the last non-pad token of each row.
-        ids, mask = right_pad([ids for ids, _ in batch], loaded.tokenizer.pad_token_id, loaded.device)
+        ids, mask = right_pad(
+            [ids for ids, _ in batch], loaded.tokenizer.pad_token_id, loaded.device
+        )
         with torch.inference_mode():
             logits = loaded.model(input_ids=ids, attention_mask=mask).logits
         return logits[:, 0].float().tolist()
@@ -187,14 +214,23 @@ class DensityRatioJudge(_ScoringJudge):
         loaded = self.models[m]
         # Left padding puts every response at the end of its row, so only the last
         # (longest response + 1) positions' logits are needed: no B×T×V tensor.
-        ids, mask, positions = left_pad([ids for ids, _ in batch], loaded.tokenizer.pad_token_id, loaded.device)
+        ids, mask, positions = left_pad(
+            [ids for ids, _ in batch], loaded.tokenizer.pad_token_id, loaded.device
+        )
         keep = max(n for _, n in batch) + 1
         with torch.inference_mode():
             try:
-                out = loaded.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                   logits_to_keep=keep, use_cache=False)
+                out = loaded.model(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    logits_to_keep=keep,
+                    use_cache=False,
+                )
             except TypeError:
-                out = loaded.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False)
+                out = loaded.model(
+                    input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False
+                )
             logits = out.logits[:, -keep:, :].float()
             answers = []
             for row, (_, n) in enumerate(batch):

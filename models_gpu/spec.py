@@ -96,15 +96,44 @@ class JudgeSpec:
         object.__setattr__(self, "_options_key", key)
 
     def __hash__(self) -> int:
-        return hash((self.backend, self.model, self.weak_model, self.dtype, self.device,
-                     self.max_length, self.batch_size, self._options_key))  # type: ignore[attr-defined]
+        return hash(
+            (
+                self.backend,
+                self.model,
+                self.weak_model,
+                self.dtype,
+                self.device,
+                self.max_length,
+                self.batch_size,
+                self._options_key,
+            )
+        )  # type: ignore[attr-defined]
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, JudgeSpec):
             return NotImplemented
-        return hash(self) == hash(other) and self.options == other.options and (
-            self.backend, self.model, self.weak_model, self.dtype, self.device, self.max_length, self.batch_size
-        ) == (other.backend, other.model, other.weak_model, other.dtype, other.device, other.max_length, other.batch_size)
+        return (
+            hash(self) == hash(other)
+            and self.options == other.options
+            and (
+                self.backend,
+                self.model,
+                self.weak_model,
+                self.dtype,
+                self.device,
+                self.max_length,
+                self.batch_size,
+            )
+            == (
+                other.backend,
+                other.model,
+                other.weak_model,
+                other.dtype,
+                other.device,
+                other.max_length,
+                other.batch_size,
+            )
+        )
 
     def option(self, name: str, default: Any = None) -> Any:
         return self.options.get(name, default)

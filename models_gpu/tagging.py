@@ -22,14 +22,41 @@ TAGS_VERSION = "tags-v1"
 DIMENSIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "subject": (
         "What is the main subject of the request?",
-        ("coding", "math", "science", "health", "law", "finance", "history and society", "writing and language",
-         "business", "education", "entertainment", "everyday life"),
+        (
+            "coding",
+            "math",
+            "science",
+            "health",
+            "law",
+            "finance",
+            "history and society",
+            "writing and language",
+            "business",
+            "education",
+            "entertainment",
+            "everyday life",
+        ),
     ),
-    "expertise": ("What expertise does a good answer need?", ("general knowledge", "basic domain knowledge", "expert knowledge")),
-    "safety": ("How much safety concern does the request raise?", ("safe", "low concern", "moderate concern", "high concern")),
-    "complexity": ("How complex are the intents of the request?", ("simple", "moderate", "complex")),
-    "open_endedness": ("How open-ended is the request?", ("not open-ended", "low", "moderate", "high")),
-    "format_constraints": ("Does the request constrain the format of the answer (length, structure, style)?", ("no", "yes")),
+    "expertise": (
+        "What expertise does a good answer need?",
+        ("general knowledge", "basic domain knowledge", "expert knowledge"),
+    ),
+    "safety": (
+        "How much safety concern does the request raise?",
+        ("safe", "low concern", "moderate concern", "high concern"),
+    ),
+    "complexity": (
+        "How complex are the intents of the request?",
+        ("simple", "moderate", "complex"),
+    ),
+    "open_endedness": (
+        "How open-ended is the request?",
+        ("not open-ended", "low", "moderate", "high"),
+    ),
+    "format_constraints": (
+        "Does the request constrain the format of the answer (length, structure, style)?",
+        ("no", "yes"),
+    ),
 }
 
 _TEMPLATE = (
@@ -56,7 +83,11 @@ class TagResult:
 
 
 def tag_items(
-    judge: Any, items: Iterable[Any], *, dimensions: Sequence[str] | None = None, max_prompt_tokens: int = 768
+    judge: Any,
+    items: Iterable[Any],
+    *,
+    dimensions: Sequence[str] | None = None,
+    max_prompt_tokens: int = 768,
 ) -> list[TagResult]:
     """Tag a batch of items with an `LLMJudge` (its model, tokenizer and batch size).
 
@@ -85,18 +116,25 @@ def tag_items(
             for dim in dims:
                 question, options = DIMENSIONS[dim]
                 letters = _letters(len(options))
-                listed = "\n".join(f"{letter}) {option}" for letter, option in zip(letters, options, strict=True))
+                listed = "\n".join(
+                    f"{letter}) {option}" for letter, option in zip(letters, options, strict=True)
+                )
                 user = _TEMPLATE.format(prompt=text, question=question, options=listed)
                 queries.append((n, dim, judge.encode_prompt(user, _PREFIX)))
         except Exception as exc:
             results[n].error = error_message(exc)
-    token_sets = {dim: label_token_sets(tokenizer, _letters(len(DIMENSIONS[dim][1]))) for dim in dims}
+    token_sets = {
+        dim: label_token_sets(tokenizer, _letters(len(DIMENSIONS[dim][1]))) for dim in dims
+    }
     # Dimensions have different option counts, so each is its own forward group.
     for dim in dims:
         mine = [(n, ids) for n, d, ids in queries if d == dim and results[n].ok]
         outputs = run_grouped(
-            [len(ids) for _, ids in mine], judge.spec.batch_size,
-            lambda batch, mine=mine, dim=dim: judge.label_probabilities([mine[i][1] for i in batch], token_sets[dim]),
+            [len(ids) for _, ids in mine],
+            judge.spec.batch_size,
+            lambda batch, mine=mine, dim=dim: judge.label_probabilities(
+                [mine[i][1] for i in batch], token_sets[dim]
+            ),
         )
         for (n, _), output in zip(mine, outputs, strict=True):
             if isinstance(output, Exception):

@@ -40,7 +40,8 @@ def run_batch(run_id: int, item_ids: list[int]) -> tuple[int, int] | None:
             return judging.tags_batch_record(run=run, results=tag_items(judge, items))
         rubric = judging.rubric_current(project)
         results = judge.judge(
-            items, aspects=judging.judge_aspects(project, run.judge),
+            items,
+            aspects=judging.judge_aspects(project, run.judge),
             # A project rubric is a pairwise template; a listwise judge keeps its own.
             template=rubric.template if rubric and run.judge.backend == "llm_pairwise" else None,
             allow_ties=project.allow_ties,
@@ -53,8 +54,12 @@ def run_batch(run_id: int, item_ids: list[int]) -> tuple[int, int] | None:
 
 
 @shared_task(
-    name="models_gpu.tasks.judge_batch", bind=True, acks_late=True, autoretry_for=TRANSIENT_ERRORS,
-    retry_backoff=True, max_retries=5,
+    name="models_gpu.tasks.judge_batch",
+    bind=True,
+    acks_late=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=True,
+    max_retries=5,
 )
 def judge_batch(self: Any, run_id: int, item_ids: list[int]) -> None:
     """Judge a batch of items for a run. Idempotent: safe to redeliver after a worker crash."""

@@ -21,7 +21,12 @@ class ItemListApi(APIView):
         is_gold = serializers.BooleanField(required=False, allow_null=True, default=None)
         external_id = serializers.CharField(required=False, max_length=255)
 
-    @extend_schema(parameters=[FilterSerializer], responses=paginated_schema(ItemOutput), summary="Items of a project", operation_id="projects_items_list")
+    @extend_schema(
+        parameters=[FilterSerializer],
+        responses=paginated_schema(ItemOutput),
+        summary="Items of a project",
+        operation_id="projects_items_list",
+    )
     def get(self, request: Request, slug: str) -> Response:
         project, _ = project_for(request.user, slug, need=RESEARCH)
         filters = self.FilterSerializer(data=request.query_params)

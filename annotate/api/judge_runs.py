@@ -21,13 +21,25 @@ class JudgeRunListApi(APIView):
     class InputSerializer(serializers.Serializer):
         judge = serializers.CharField(max_length=100, help_text="A registered judge's name.")
 
-    @extend_schema(responses=paginated_schema(JudgeRunOutput), summary="Judge runs of a project, newest first", operation_id="projects_judge_runs_list")
+    @extend_schema(
+        responses=paginated_schema(JudgeRunOutput),
+        summary="Judge runs of a project, newest first",
+        operation_id="projects_judge_runs_list",
+    )
     def get(self, request: Request, slug: str) -> Response:
         project, _ = project_for(request.user, slug, need=RESEARCH)
-        runs = JudgeRun.objects.filter(project=project).select_related("judge").order_by("-created_at", "-pk")
+        runs = (
+            JudgeRun.objects.filter(project=project)
+            .select_related("judge")
+            .order_by("-created_at", "-pk")
+        )
         return paginate(request, self, runs, JudgeRunOutput)
 
-    @extend_schema(request=InputSerializer, responses={202: JudgeRunOutput}, summary="Start a judge run (runs on the gpu queue)")
+    @extend_schema(
+        request=InputSerializer,
+        responses={202: JudgeRunOutput},
+        summary="Start a judge run (runs on the gpu queue)",
+    )
     def post(self, request: Request, slug: str) -> Response:
         project, _ = project_for(request.user, slug, need=RESEARCH)
         data = self.InputSerializer(data=request.data)
@@ -46,11 +58,17 @@ class JudgeRunDetailApi(APIView):
     @extend_schema(responses=JudgeRunOutput, summary="A judge run's status and progress")
     def get(self, request: Request, slug: str, run_id: int) -> Response:
         project, _ = project_for(request.user, slug, need=RESEARCH)
-        return Response(JudgeRunOutput(get_object_or_404(JudgeRun, pk=run_id, project=project)).data)
+        return Response(
+            JudgeRunOutput(get_object_or_404(JudgeRun, pk=run_id, project=project)).data
+        )
 
 
 class JudgeRunCancelApi(APIView):
-    @extend_schema(request=None, responses=JudgeRunOutput, summary="Cancel a judge run (batches not started do nothing)")
+    @extend_schema(
+        request=None,
+        responses=JudgeRunOutput,
+        summary="Cancel a judge run (batches not started do nothing)",
+    )
     def post(self, request: Request, slug: str, run_id: int) -> Response:
         project, _ = project_for(request.user, slug, need=RESEARCH)
         run = get_object_or_404(JudgeRun, pk=run_id, project=project)

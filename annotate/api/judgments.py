@@ -22,7 +22,8 @@ class JudgmentListApi(APIView):
         judge = serializers.CharField(required=False, max_length=100, help_text="Judge name.")
 
     @extend_schema(
-        parameters=[FilterSerializer], responses=paginated_schema(JudgmentOutput),
+        parameters=[FilterSerializer],
+        responses=paginated_schema(JudgmentOutput),
         summary="Judgments of a project",
     )
     def get(self, request: Request, slug: str) -> Response:

@@ -23,7 +23,8 @@ class FinalLabelListApi(APIView):
         min_agreement = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
 
     @extend_schema(
-        parameters=[FilterSerializer], responses=paginated_schema(FinalLabelOutput),
+        parameters=[FilterSerializer],
+        responses=paginated_schema(FinalLabelOutput),
         summary="Final labels of a project",
     )
     def get(self, request: Request, slug: str) -> Response:
@@ -55,7 +56,11 @@ class FinalLabelComputeApi(APIView):
         removed = serializers.IntegerField()
         seconds = serializers.FloatField()
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer}, summary="(Re)compute the final labels")
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer},
+        summary="(Re)compute the final labels",
+    )
     def post(self, request: Request, slug: str) -> Response:
         project, _ = project_for(request.user, slug, need=RESEARCH)
         data = self.InputSerializer(data=request.data)

@@ -21,8 +21,18 @@ class RoutingRunOutput(serializers.ModelSerializer):
     class Meta:
         model = RoutingRun
         fields = [
-            "id", "policy", "policy_version", "budget_kind", "budget", "cost_per_judgment",
-            "human_items", "estimate", "status", "seconds", "created_at", "applied_at",
+            "id",
+            "policy",
+            "policy_version",
+            "budget_kind",
+            "budget",
+            "cost_per_judgment",
+            "human_items",
+            "estimate",
+            "status",
+            "seconds",
+            "created_at",
+            "applied_at",
         ]
 
 
@@ -43,12 +53,25 @@ class RoutingRunListApi(APIView):
         cost_per_judgment = serializers.FloatField(default=0.0, min_value=0.0, max_value=1e9)
         seed = serializers.IntegerField(default=0, min_value=0, max_value=2**31 - 1)
 
-    @extend_schema(responses=paginated_schema(RoutingRunOutput), summary="Routing runs of a project, newest first", operation_id="projects_routing_runs_list")
+    @extend_schema(
+        responses=paginated_schema(RoutingRunOutput),
+        summary="Routing runs of a project, newest first",
+        operation_id="projects_routing_runs_list",
+    )
     def get(self, request: Request, slug: str) -> Response:
         project, _ = project_for(request.user, slug, need=MANAGE)
-        return paginate(request, self, RoutingRun.objects.filter(project=project).order_by("-created_at", "-pk"), RoutingRunOutput)
+        return paginate(
+            request,
+            self,
+            RoutingRun.objects.filter(project=project).order_by("-created_at", "-pk"),
+            RoutingRunOutput,
+        )
 
-    @extend_schema(request=InputSerializer, responses={201: RoutingRunOutput}, summary="Preview a routing policy under a budget")
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: RoutingRunOutput},
+        summary="Preview a routing policy under a budget",
+    )
     def post(self, request: Request, slug: str) -> Response:
         project, _ = project_for(request.user, slug, need=MANAGE)
         data = self.InputSerializer(data=request.data)
@@ -64,7 +87,9 @@ class RoutingRunDetailApi(APIView):
     @extend_schema(responses=RoutingRunOutput, summary="A routing run with its estimate")
     def get(self, request: Request, slug: str, run_id: int) -> Response:
         project, _ = project_for(request.user, slug, need=MANAGE)
-        return Response(RoutingRunOutput(get_object_or_404(RoutingRun, pk=run_id, project=project)).data)
+        return Response(
+            RoutingRunOutput(get_object_or_404(RoutingRun, pk=run_id, project=project)).data
+        )
 
 
 class RoutingDecisionListApi(APIView):
@@ -73,7 +98,8 @@ class RoutingDecisionListApi(APIView):
         route = serializers.ChoiceField(choices=["human", "ai"], required=False)
 
     @extend_schema(
-        parameters=[FilterSerializer], responses=paginated_schema(RoutingDecisionOutput),
+        parameters=[FilterSerializer],
+        responses=paginated_schema(RoutingDecisionOutput),
         summary="A routing run's decisions, highest priority for humans first",
     )
     def get(self, request: Request, slug: str, run_id: int) -> Response:
@@ -93,7 +119,9 @@ class RoutingRunApplyApi(APIView):
         to_human = serializers.IntegerField()
         to_ai = serializers.IntegerField()
 
-    @extend_schema(request=None, responses=OutputSerializer, summary="Apply a previewed routing run")
+    @extend_schema(
+        request=None, responses=OutputSerializer, summary="Apply a previewed routing run"
+    )
     def post(self, request: Request, slug: str, run_id: int) -> Response:
         project, _ = project_for(request.user, slug, need=MANAGE)
         run = get_object_or_404(RoutingRun, pk=run_id, project=project)

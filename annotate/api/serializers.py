@@ -21,8 +21,18 @@ class ItemOutput(serializers.ModelSerializer):
     class Meta:
         model = Item
         fields = [
-            "id", "external_id", "prompt", "responses", "metadata", "is_gold", "gold_label", "route",
-            "human_assigned", "human_done", "flags", "created_at",
+            "id",
+            "external_id",
+            "prompt",
+            "responses",
+            "metadata",
+            "is_gold",
+            "gold_label",
+            "route",
+            "human_assigned",
+            "human_done",
+            "flags",
+            "created_at",
         ]
 
 
@@ -34,9 +44,24 @@ class JudgmentOutput(serializers.ModelSerializer):
     class Meta:
         model = Judgment
         fields = [
-            "id", "item", "item_external_id", "aspect", "kind", "source", "task_type", "value",
-            "annotator", "judge", "prompt_version", "probabilities", "confidence", "signals",
-            "rationale", "confidence_label", "time_spent_ms", "created_at",
+            "id",
+            "item",
+            "item_external_id",
+            "aspect",
+            "kind",
+            "source",
+            "task_type",
+            "value",
+            "annotator",
+            "judge",
+            "prompt_version",
+            "probabilities",
+            "confidence",
+            "signals",
+            "rationale",
+            "confidence_label",
+            "time_spent_ms",
+            "created_at",
         ]
 
     def get_annotator(self, obj: Judgment) -> str | None:
@@ -54,8 +79,18 @@ class FinalLabelOutput(serializers.ModelSerializer):
     class Meta:
         model = FinalLabel
         fields = [
-            "id", "item", "item_external_id", "aspect", "task_type", "value", "source", "method",
-            "num_humans", "agreement", "ai_confidence", "computed_at",
+            "id",
+            "item",
+            "item_external_id",
+            "aspect",
+            "task_type",
+            "value",
+            "source",
+            "method",
+            "num_humans",
+            "agreement",
+            "ai_confidence",
+            "computed_at",
         ]
 
 
@@ -66,8 +101,21 @@ class ExportOutput(serializers.ModelSerializer):
     class Meta:
         model = Export
         fields = [
-            "id", "shape", "file_format", "filters", "status", "total", "processed", "rows",
-            "percent", "files", "stats", "error", "created_at", "started_at", "finished_at",
+            "id",
+            "shape",
+            "file_format",
+            "filters",
+            "status",
+            "total",
+            "processed",
+            "rows",
+            "percent",
+            "files",
+            "stats",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
         ]
 
 
@@ -78,8 +126,20 @@ class JudgeRunOutput(serializers.ModelSerializer):
     class Meta:
         model = JudgeRun
         fields = [
-            "id", "judge", "prompt_version", "status", "total", "done", "failed", "percent",
-            "batches_total", "batches_done", "error", "created_at", "started_at", "finished_at",
+            "id",
+            "judge",
+            "prompt_version",
+            "status",
+            "total",
+            "done",
+            "failed",
+            "percent",
+            "batches_total",
+            "batches_done",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
         ]
 
 

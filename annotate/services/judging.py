@@ -31,8 +31,13 @@ def judge_spec(judge: Judge) -> Any:
     from models_gpu.spec import JudgeSpec
 
     return JudgeSpec(
-        backend=judge.backend, model=judge.model, weak_model=judge.weak_model, dtype=judge.dtype,
-        device=judge.device, max_length=judge.max_length, batch_size=judge.batch_size,
+        backend=judge.backend,
+        model=judge.model,
+        weak_model=judge.weak_model,
+        dtype=judge.dtype,
+        device=judge.device,
+        max_length=judge.max_length,
+        batch_size=judge.batch_size,
         options=dict(judge.options or {}),
     )
 
@@ -60,13 +65,22 @@ def rubric_update(*, project: Project, template: str, user: Any = None) -> Rubri
     except ValueError as exc:
         raise JudgingError(str(exc)) from None
     with transaction.atomic():
-        current = Project.objects.select_for_update().get(pk=project.pk)  # serialises version numbers
+        current = Project.objects.select_for_update().get(
+            pk=project.pk
+        )  # serialises version numbers
         latest = current.rubrics.order_by("-version").values_list("version", flat=True).first() or 0
-        return Rubric.objects.create(project=project, version=latest + 1, template=template, created_by=user)
+        return Rubric.objects.create(
+            project=project, version=latest + 1, template=template, created_by=user
+        )
 
 
 def judge_run_start(
-    *, project: Project, judge: Judge, user: Any = None, only_missing: bool = True, enqueue: bool = True,
+    *,
+    project: Project,
+    judge: Judge,
+    user: Any = None,
+    only_missing: bool = True,
+    enqueue: bool = True,
     kind: str = "verdicts",
 ) -> JudgeRun:
     """Create a run over the project's items and enqueue its batches once the row is committed.
@@ -78,7 +92,9 @@ def judge_run_start(
         raise JudgingError(f"{judge.name} holds imported labels; it cannot be run")
     if kind == "tags":
         if judge.backend not in (Judge.Backend.LLM_PAIRWISE, Judge.Backend.LLM_LISTWISE):
-            raise JudgingError(f"{judge.name} is a {judge.get_backend_display()}: tagging needs a causal LM judge")
+            raise JudgingError(
+                f"{judge.name} is a {judge.get_backend_display()}: tagging needs a causal LM judge"
+            )
         prompt_version = TAGS_VERSION
     elif kind == "verdicts":
         prompt_version = prompt_version_for(project)
@@ -88,12 +104,20 @@ def judge_run_start(
     if not item_ids:
         what = "tags" if kind == "tags" else f"{judge.name}'s verdict for {prompt_version}"
         raise JudgingError(f"every item already has {what}")
-    batches = [item_ids[i : i + judge.items_per_task] for i in range(0, len(item_ids), judge.items_per_task)]
+    batches = [
+        item_ids[i : i + judge.items_per_task]
+        for i in range(0, len(item_ids), judge.items_per_task)
+    ]
     with transaction.atomic():
         project.judges.add(judge)
         run = JudgeRun.objects.create(
-            project=project, judge=judge, kind=kind, prompt_version=prompt_version, total=len(item_ids),
-            batches_total=len(batches), created_by=user,
+            project=project,
+            judge=judge,
+            kind=kind,
+            prompt_version=prompt_version,
+            total=len(item_ids),
+            batches_total=len(batches),
+            created_by=user,
         )
         if enqueue:
             transaction.on_commit(lambda: _enqueue(run.pk, batches))
@@ -107,7 +131,9 @@ def judge_run_batches(run: JudgeRun) -> list[list[int]]:
     return [item_ids[i : i + size] for i in range(0, len(item_ids), size)]
 
 
-def _items_to_judge(project: Project, judge: Judge, prompt_version: str, *, only_missing: bool) -> list[int]:
+def _items_to_judge(
+    project: Project, judge: Judge, prompt_version: str, *, only_missing: bool
+) -> list[int]:
     items = Item.objects.filter(project=project)
     if prompt_version == TAGS_VERSION:
         items = items.filter(tags={}) if only_missing else items
@@ -165,10 +191,20 @@ def judge_batch_record(*, run: JudgeRun, results: Sequence[Any]) -> tuple[int, i
             data = verdict.to_json()
             judgments.append(
                 Judgment(
-                    item_id=result.item_id, aspect=aspect, kind=Judgment.Kind.AI, source=run.judge.name,
-                    task_type=project.task_type, value=_value_for(project, verdict), judge=run.judge,
-                    judge_run=run, prompt_version=run.prompt_version, probabilities=_probabilities(data),
-                    confidence=data.get("confidence"), signals=_signals(data), raw=data, created_at=now,
+                    item_id=result.item_id,
+                    aspect=aspect,
+                    kind=Judgment.Kind.AI,
+                    source=run.judge.name,
+                    task_type=project.task_type,
+                    value=_value_for(project, verdict),
+                    judge=run.judge,
+                    judge_run=run,
+                    prompt_version=run.prompt_version,
+                    probabilities=_probabilities(data),
+                    confidence=data.get("confidence"),
+                    signals=_signals(data),
+                    raw=data,
+                    created_at=now,
                 )
             )
     with transaction.atomic():
@@ -186,7 +222,9 @@ def judge_batch_record(*, run: JudgeRun, results: Sequence[Any]) -> tuple[int, i
             _flag_items(run.judge.name, truncated, failed)
         if new_done or failed or not already:
             JudgeRun.objects.filter(pk=run.pk).update(
-                done=F("done") + new_done, failed=F("failed") + len(failed), batches_done=F("batches_done") + 1
+                done=F("done") + new_done,
+                failed=F("failed") + len(failed),
+                batches_done=F("batches_done") + 1,
             )
         if failed:
             _append_errors(run.pk, failed)
@@ -203,13 +241,19 @@ def tags_batch_record(*, run: JudgeRun, results: Sequence[Any]) -> tuple[int, in
     with transaction.atomic():
         items = list(Item.objects.select_for_update().filter(pk__in=tagged, tags={}))
         for item in items:
-            item.tags = {**tagged[item.pk]["tags"], "_p": tagged[item.pk]["p"], "_by": run.judge.name}
+            item.tags = {
+                **tagged[item.pk]["tags"],
+                "_p": tagged[item.pk]["p"],
+                "_by": run.judge.name,
+            }
         Item.objects.bulk_update(items, ["tags"], batch_size=500)
         if failed:
             _flag_items(run.judge.name, [], failed)
             _append_errors(run.pk, failed)
         JudgeRun.objects.filter(pk=run.pk).update(
-            done=F("done") + len(items), failed=F("failed") + len(failed), batches_done=F("batches_done") + 1
+            done=F("done") + len(items),
+            failed=F("failed") + len(failed),
+            batches_done=F("batches_done") + 1,
         )
         JudgeRun.objects.filter(
             pk=run.pk, status=JudgeRun.Status.RUNNING, batches_done__gte=F("batches_total")
@@ -227,19 +271,28 @@ def judge_run_fail(*, run_id: int, message: str) -> None:
 def judge_run_cancel(*, run: JudgeRun) -> bool:
     """Cancel a run; batches not yet started see the status and do nothing."""
     return bool(
-        JudgeRun.objects.filter(pk=run.pk).exclude(status__in=JudgeRun.FINISHED).update(
-            status=JudgeRun.Status.CANCELLED, finished_at=timezone.now()
-        )
+        JudgeRun.objects.filter(pk=run.pk)
+        .exclude(status__in=JudgeRun.FINISHED)
+        .update(status=JudgeRun.Status.CANCELLED, finished_at=timezone.now())
     )
 
 
 def _value_for(project: Project, verdict: Any) -> dict:
     value = dict(verdict.value)
-    if project.task_type == "pairwise" and "strength" in value and value["strength"] == 0 and not project.allow_ties:
+    if (
+        project.task_type == "pairwise"
+        and "strength" in value
+        and value["strength"] == 0
+        and not project.allow_ties
+    ):
         value["strength"] = 1 if verdict.p_a >= verdict.p_b else -1
     if project.task_type == "kwise" and "ranks" in value:
         ranks = value["ranks"]
-        value = {"best": ranks.index(min(ranks)), "worst": ranks.index(max(ranks)), "scores": value.get("scores")}
+        value = {
+            "best": ranks.index(min(ranks)),
+            "worst": ranks.index(max(ranks)),
+            "scores": value.get("scores"),
+        }
     return value
 
 

@@ -217,7 +217,10 @@ def consensus_value(
         return {"strength": _median_toward_zero([v["strength"] for v in values], w)}
     if task_type == TaskType.RANKING:
         total = sum(w)
-        mean_rank = [sum(wi * v["ranks"][r] for v, wi in zip(values, w, strict=True)) / total for r in range(k)]
+        mean_rank = [
+            sum(wi * v["ranks"][r] for v, wi in zip(values, w, strict=True)) / total
+            for r in range(k)
+        ]
         return {
             "ranks": _competition_ranks(mean_rank, higher_is_better=False),
             "scores": [round(k - m, 4) for m in mean_rank],  # Borda points: K-1 for always first
@@ -279,8 +282,12 @@ def dawid_skene_fit(
     n_classes = 3
     units = {u: n for n, u in enumerate(dict.fromkeys(o[0] for o in observations))}
     annotators = {a: n for n, a in enumerate(dict.fromkeys(o[1] for o in observations))}
-    u_idx = np.fromiter((units[o[0]] for o in observations), dtype=np.int64, count=len(observations))
-    a_idx = np.fromiter((annotators[o[1]] for o in observations), dtype=np.int64, count=len(observations))
+    u_idx = np.fromiter(
+        (units[o[0]] for o in observations), dtype=np.int64, count=len(observations)
+    )
+    a_idx = np.fromiter(
+        (annotators[o[1]] for o in observations), dtype=np.int64, count=len(observations)
+    )
     c_idx = np.fromiter((o[2] for o in observations), dtype=np.int64, count=len(observations))
     n_units, n_ann = len(units), len(annotators)
 
@@ -406,7 +413,11 @@ def final_label_for(
             value, common["ai_confidence"] = _corrected_value(value, *corrected), corrected[1]
             method_name = "learned"
         return FinalLabel(
-            **common, value=value, source=FinalLabel.Source.AI, method=method_name[:32], agreement=None
+            **common,
+            value=value,
+            source=FinalLabel.Source.AI,
+            method=method_name[:32],
+            agreement=None,
         )
     value, agreement = _human_label(project, unit, method, ds)
     return FinalLabel(
@@ -471,7 +482,13 @@ def final_labels_compute(*, project: Project, method: str = "majority") -> Label
     summary.learned = len(learned)
     now = timezone.now()
     fields = [
-        "task_type", "value", "source", "method", "num_humans", "agreement", "ai_confidence",
+        "task_type",
+        "value",
+        "source",
+        "method",
+        "num_humans",
+        "agreement",
+        "ai_confidence",
         "computed_at",
     ]
     batch: list[FinalLabel] = []
@@ -485,7 +502,13 @@ def final_labels_compute(*, project: Project, method: str = "majority") -> Label
     with transaction.atomic():
         for unit in project_units(project):
             label = final_label_for(
-                project, unit, method=method, panel=panel, judge_names=judge_names, ds=ds, now=now,
+                project,
+                unit,
+                method=method,
+                panel=panel,
+                judge_names=judge_names,
+                ds=ds,
+                now=now,
                 learned=learned,
             )
             if label is None:
@@ -613,7 +636,9 @@ class AnnotatorStats:
 
     @property
     def consensus_agreement(self) -> float | None:
-        return round(self.consensus_match / self.consensus_pairs, 4) if self.consensus_pairs else None
+        return (
+            round(self.consensus_match / self.consensus_pairs, 4) if self.consensus_pairs else None
+        )
 
     @property
     def median_seconds(self) -> float | None:
@@ -703,12 +728,8 @@ class QualityReport:
 
 def _annotator_names(keys: Iterable[str]) -> dict[str, str]:
     user_ids = [int(k.split(":", 1)[1]) for k in keys if k.startswith("user:")]
-    users = dict(
-        get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "username")
-    )
-    return {
-        k: (users.get(int(k[5:]), k) if k.startswith("user:") else k[4:]) for k in keys
-    }
+    users = dict(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "username"))
+    return {k: (users.get(int(k[5:]), k) if k.startswith("user:") else k[4:]) for k in keys}
 
 
 def quality_report(
@@ -845,7 +866,9 @@ def _kappas(
                 "a": names[a],
                 "b": names[b],
                 "shared": n,
-                "kappa": cohen_kappa([pair_dirs[a][u] for u in shared], [pair_dirs[b][u] for u in shared]),
+                "kappa": cohen_kappa(
+                    [pair_dirs[a][u] for u in shared], [pair_dirs[b][u] for u in shared]
+                ),
             }
         )
     return out
@@ -858,7 +881,15 @@ def disputed_items(*, project: Project, limit: int = 20) -> list[dict]:
             item__project=project, source=FinalLabel.Source.HUMAN, agreement__isnull=False
         )
         .order_by("agreement", "-num_humans", "item_id")
-        .values("item_id", "item__external_id", "item__prompt", "aspect", "value", "agreement", "num_humans")[:limit]
+        .values(
+            "item_id",
+            "item__external_id",
+            "item__prompt",
+            "aspect",
+            "value",
+            "agreement",
+            "num_humans",
+        )[:limit]
     )
     votes: dict[tuple[int, str], list[dict]] = defaultdict(list)
     for item_id, aspect, value in Judgment.objects.filter(
@@ -868,7 +899,9 @@ def disputed_items(*, project: Project, limit: int = 20) -> list[dict]:
     out = []
     for lbl in labels:
         prompt = lbl["item__prompt"]
-        text = prompt if isinstance(prompt, str) else " / ".join(t.get("content", "") for t in prompt)
+        text = (
+            prompt if isinstance(prompt, str) else " / ".join(t.get("content", "") for t in prompt)
+        )
         out.append(
             {
                 "item_id": lbl["item_id"],

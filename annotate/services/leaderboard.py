@@ -78,11 +78,19 @@ class ModelRating:
             "model": self.model,
             "comparisons": self.comparisons,
             "win_rate": self.win_rate,
-            "bradley_terry": {"rating": round(self.bt, 1), "low": round(self.bt_low, 1), "high": round(self.bt_high, 1)},
+            "bradley_terry": {
+                "rating": round(self.bt, 1),
+                "low": round(self.bt_low, 1),
+                "high": round(self.bt_high, 1),
+            },
             "plackett_luce": (
                 None
                 if self.pl is None
-                else {"rating": round(self.pl, 1), "low": round(self.pl_low or 0, 1), "high": round(self.pl_high or 0, 1)}
+                else {
+                    "rating": round(self.pl, 1),
+                    "low": round(self.pl_low or 0, 1),
+                    "high": round(self.pl_high or 0, 1),
+                }
             ),
             "openskill": {
                 "mu": round(self.mu, 3),
@@ -124,7 +132,11 @@ def _item_models(project: Project) -> dict[int, tuple[str, ...]]:
     """Model names per item, interned (items share a handful of model tuples)."""
     interned: dict[tuple[str, ...], tuple[str, ...]] = {}
     out: dict[int, tuple[str, ...]] = {}
-    for pk, responses in Item.objects.filter(project=project).values_list("pk", "responses").iterator(chunk_size=5000):
+    for pk, responses in (
+        Item.objects.filter(project=project)
+        .values_list("pk", "responses")
+        .iterator(chunk_size=5000)
+    ):
         names = tuple(str(r.get("model") or "").strip() for r in responses)
         out[pk] = interned.setdefault(names, names)
     return out
@@ -133,9 +145,13 @@ def _item_models(project: Project) -> dict[int, tuple[str, ...]]:
 def _labels(project: Project, source: str, aspect: str) -> Iterator[tuple[int, str, dict]]:
     """(item id, task type, verdict) in the order the labels were made."""
     if source == "final":
-        qs = FinalLabel.objects.filter(item__project=project, aspect=aspect).order_by("computed_at", "pk")
+        qs = FinalLabel.objects.filter(item__project=project, aspect=aspect).order_by(
+            "computed_at", "pk"
+        )
     else:
-        qs = Judgment.objects.filter(item__project=project, aspect=aspect, kind=source).order_by("created_at", "pk")
+        qs = Judgment.objects.filter(item__project=project, aspect=aspect, kind=source).order_by(
+            "created_at", "pk"
+        )
     yield from qs.values_list("item_id", "task_type", "value").iterator(chunk_size=5000)
 
 

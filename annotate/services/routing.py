@@ -43,7 +43,9 @@ class ProjectPool:
 
 
 def _class_of(strength: int) -> int:
-    return routing.TIE if strength == 0 else (routing.A_BETTER if strength > 0 else routing.B_BETTER)
+    return (
+        routing.TIE if strength == 0 else (routing.A_BETTER if strength > 0 else routing.B_BETTER)
+    )
 
 
 def _probs_of(judgment: dict[str, Any], task_type: str) -> tuple[list[float], list[float] | None]:
@@ -76,13 +78,19 @@ def routing_pool(*, project: Project, embed: bool = False) -> ProjectPool:
     """Everything a policy may read about the project's items: texts, AI verdicts, human labels
     of started items (never of items that were not sent to humans)."""
     aspect = project.aspects[0] if project.aspects else "overall"
-    rows = list(Item.objects.filter(project=project).order_by("pk").values_list("pk", "prompt", "responses", "tags"))
+    rows = list(
+        Item.objects.filter(project=project)
+        .order_by("pk")
+        .values_list("pk", "prompt", "responses", "tags")
+    )
     if not rows:
         raise RoutingError("the project has no items")
     index = {pk: i for i, (pk, *_) in enumerate(rows)}
     n = len(rows)
 
-    ai = Judgment.objects.filter(item__project=project, kind=Judgment.Kind.AI, aspect=aspect, judge__isnull=False)
+    ai = Judgment.objects.filter(
+        item__project=project, kind=Judgment.Kind.AI, aspect=aspect, judge__isnull=False
+    )
     by_judge: dict[str, tuple[np.ndarray, np.ndarray, bool]] = {}
     for j in ai.values("item_id", "judge__name", "value", "probabilities", "confidence", "raw"):
         main, swapped = _probs_of(j, project.task_type)
@@ -95,15 +103,21 @@ def routing_pool(*, project: Project, embed: bool = False) -> ProjectPool:
             probs_sw[i] = swapped
             by_judge[j["judge__name"]] = (probs, probs_sw, True)
     if not by_judge:
-        raise RoutingError("no AI verdicts yet: run a judge (or import a judge's labels) before routing")
+        raise RoutingError(
+            "no AI verdicts yet: run a judge (or import a judge's labels) before routing"
+        )
     names = sorted(by_judge)
-    judges = [routing.JudgeVerdicts(name, p, sw if has_sw else None) for name, (p, sw, has_sw) in
-              ((name, by_judge[name]) for name in names)]
+    judges = [
+        routing.JudgeVerdicts(name, p, sw if has_sw else None)
+        for name, (p, sw, has_sw) in ((name, by_judge[name]) for name in names)
+    ]
 
     started = np.zeros(n, dtype=bool)
-    started_ids = Item.objects.filter(project=project).filter(
-        Q(human_assigned__gt=0) | Q(human_done__gt=0)
-    ).values_list("pk", flat=True)
+    started_ids = (
+        Item.objects.filter(project=project)
+        .filter(Q(human_assigned__gt=0) | Q(human_done__gt=0))
+        .values_list("pk", flat=True)
+    )
     for pk in started_ids:
         started[index[pk]] = True
     human_labels = np.full(n, routing.UNKNOWN, dtype=int)
@@ -127,13 +141,20 @@ def routing_pool(*, project: Project, embed: bool = False) -> ProjectPool:
 
     texts = [_texts(prompt, responses) for _, prompt, responses, _ in rows]
     pool = routing.build_pool(
-        prompts=[t[0] for t in texts], responses_a=[t[1] for t in texts], responses_b=[t[2] for t in texts],
-        judges=judges, tags=_tag_columns([tags for *_, tags in rows]),
+        prompts=[t[0] for t in texts],
+        responses_a=[t[1] for t in texts],
+        responses_b=[t[2] for t in texts],
+        judges=judges,
+        tags=_tag_columns([tags for *_, tags in rows]),
         embedder=routing.minilm_embedder() if embed else None,
     )
     return ProjectPool(
-        item_ids=np.array([pk for pk, *_ in rows]), pool=pool, started=started, human_labels=human_labels,
-        human_accuracy=human_accuracy, judges=names,
+        item_ids=np.array([pk for pk, *_ in rows]),
+        pool=pool,
+        started=started,
+        human_labels=human_labels,
+        human_accuracy=human_accuracy,
+        judges=names,
     )
 
 
@@ -146,7 +167,9 @@ def _tag_columns(all_tags: list[dict]) -> dict[str, list[str | None]] | None:
 
 
 def _texts(prompt: Any, responses: list[dict]) -> tuple[str, str, str]:
-    prompt_text = prompt if isinstance(prompt, str) else "\n".join(t.get("content", "") for t in prompt)
+    prompt_text = (
+        prompt if isinstance(prompt, str) else "\n".join(t.get("content", "") for t in prompt)
+    )
     return prompt_text, responses[0]["text"], responses[1]["text"] if len(responses) > 1 else ""
 
 
@@ -156,7 +179,9 @@ def routing_budget_items(
     """Items the budget pays for in total (items × overlap judgments; or money ÷ cost)."""
     try:
         if budget_kind == "money":
-            spec = routing.Budget(money=float(budget), cost_per_judgment=cost_per_judgment, overlap=project.overlap)
+            spec = routing.Budget(
+                money=float(budget), cost_per_judgment=cost_per_judgment, overlap=project.overlap
+            )
         elif budget_kind == "judgments":
             spec = routing.Budget(judgments=int(budget), overlap=project.overlap)
         else:
@@ -167,8 +192,15 @@ def routing_budget_items(
 
 
 def routing_preview(
-    *, project: Project, policy: str, budget: float, budget_kind: str = "judgments",
-    cost_per_judgment: float = 0.0, user: Any = None, seed: int = 0, embed: bool = False,
+    *,
+    project: Project,
+    policy: str,
+    budget: float,
+    budget_kind: str = "judgments",
+    cost_per_judgment: float = 0.0,
+    user: Any = None,
+    seed: int = 0,
+    embed: bool = False,
 ) -> RoutingRun:
     """Score every item with `policy`, choose the items the budget sends to humans, and record
     the run, one decision per item, and the estimated-accuracy curve. Nothing is applied yet."""
@@ -177,7 +209,11 @@ def routing_preview(
     pp = routing_pool(project=project, embed=embed)
     n = len(pp.item_ids)
     total_items = routing_budget_items(
-        project=project, budget_kind=budget_kind, budget=budget, cost_per_judgment=cost_per_judgment, available=n
+        project=project,
+        budget_kind=budget_kind,
+        budget=budget,
+        cost_per_judgment=cost_per_judgment,
+        available=n,
     )
     started = int(pp.started.sum())
     new_items = max(0, total_items - started)
@@ -188,20 +224,36 @@ def routing_preview(
     result = chooser.route(pp.pool, new_items, routed=pp.started, human_labels=pp.human_labels)
     state = routing.RoutingState.of(n, pp.started, pp.human_labels)
     p_ai = routing.ai_correct_probability(pp.pool, state)
-    ranking = np.concatenate([np.flatnonzero(pp.started), [i for i in result.ranking() if not pp.started[i]]])
+    ranking = np.concatenate(
+        [np.flatnonzero(pp.started), [i for i in result.ranking() if not pp.started[i]]]
+    )
     curve = routing.curve_from_ranking(
-        ranking.astype(int), p_ai, pp.human_accuracy, chosen_items=started + len(result.chosen), policy=policy,
+        ranking.astype(int),
+        p_ai,
+        pp.human_accuracy,
+        chosen_items=started + len(result.chosen),
+        policy=policy,
     )
     estimate = {
-        **curve.to_dict(), "human_accuracy": round(pp.human_accuracy, 4), "judges": pp.judges,
-        "started": started, "info": {k: v for k, v in result.info.items() if isinstance(v, (int, float, str, bool))},
+        **curve.to_dict(),
+        "human_accuracy": round(pp.human_accuracy, 4),
+        "judges": pp.judges,
+        "started": started,
+        "info": {k: v for k, v in result.info.items() if isinstance(v, (int, float, str, bool))},
     }
     human = result.human_mask | pp.started
     with transaction.atomic():
         run = RoutingRun.objects.create(
-            project=project, policy=policy, policy_version=result.version, budget_kind=budget_kind, budget=budget,
-            cost_per_judgment=cost_per_judgment, human_items=int(human.sum()), estimate=estimate,
-            seconds=result.seconds, created_by=user,
+            project=project,
+            policy=policy,
+            policy_version=result.version,
+            budget_kind=budget_kind,
+            budget=budget,
+            cost_per_judgment=cost_per_judgment,
+            human_items=int(human.sum()),
+            estimate=estimate,
+            seconds=result.seconds,
+            created_by=user,
         )
         order = {int(i): rank for rank, i in enumerate(ranking)}
         decisions = []
@@ -211,8 +263,12 @@ def routing_preview(
                 reason = {"started by annotators": 1.0}
             decisions.append(
                 RoutingDecision(
-                    run=run, item_id=int(pp.item_ids[i]), route=Item.Route.HUMAN if human[i] else Item.Route.AI,
-                    score=float(result.scores[i]), rank=order[i], reason=reason,
+                    run=run,
+                    item_id=int(pp.item_ids[i]),
+                    route=Item.Route.HUMAN if human[i] else Item.Route.AI,
+                    score=float(result.scores[i]),
+                    rank=order[i],
+                    reason=reason,
                 )
             )
         RoutingDecision.objects.bulk_create(decisions, batch_size=5000)
@@ -231,12 +287,19 @@ def routing_apply(*, run: RoutingRun, user: Any = None) -> dict[str, int]:
             raise RoutingError("this routing run was applied already")
         started = Q(human_assigned__gt=0) | Q(human_done__gt=0)
         human_ids = run.decisions.filter(route=Item.Route.HUMAN).values("item_id")
-        to_human = Item.objects.filter(project=project, pk__in=human_ids).exclude(route=Item.Route.HUMAN).update(
-            route=Item.Route.HUMAN
+        to_human = (
+            Item.objects.filter(project=project, pk__in=human_ids)
+            .exclude(route=Item.Route.HUMAN)
+            .update(route=Item.Route.HUMAN)
         )
         to_ai = (
-            Item.objects.filter(project=project).exclude(pk__in=human_ids).exclude(started)
-            .exclude(route=Item.Route.AI).update(route=Item.Route.AI)
+            Item.objects.filter(project=project)
+            .exclude(pk__in=human_ids)
+            .exclude(started)
+            .exclude(route=Item.Route.AI)
+            .update(route=Item.Route.AI)
         )
-        RoutingRun.objects.filter(pk=run.pk).update(status=RoutingRun.Status.APPLIED, applied_at=timezone.now())
+        RoutingRun.objects.filter(pk=run.pk).update(
+            status=RoutingRun.Status.APPLIED, applied_at=timezone.now()
+        )
     return {"to_human": to_human, "to_ai": to_ai}

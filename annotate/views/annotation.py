@@ -307,7 +307,9 @@ _ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "code": {"class"}, "th": {"style"
 def _markdown() -> MarkdownIt:
     # breaks: a single newline is a line break. LLMs write poems, addresses and step lists with
     # single newlines; CommonMark would run those lines together.
-    return MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(["table", "strikethrough"])
+    return MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(
+        ["table", "strikethrough"]
+    )
 
 
 def markdown_html(text: str) -> SafeString:

@@ -22,17 +22,26 @@ class ExportForm(forms.Form):
     shape = forms.ChoiceField(choices=Export._meta.get_field("shape").choices)
     file_format = forms.ChoiceField(choices=Export._meta.get_field("file_format").choices)
     source = forms.ChoiceField(
-        choices=[("all", "Human and AI labels"), ("human", "Human labels only"), ("ai", "AI labels only")],
+        choices=[
+            ("all", "Human and AI labels"),
+            ("human", "Human labels only"),
+            ("ai", "AI labels only"),
+        ],
         required=False,
     )
     aspect = forms.ChoiceField(required=False)
     min_agreement = forms.FloatField(
-        required=False, min_value=0, max_value=1,
+        required=False,
+        min_value=0,
+        max_value=1,
         help_text="Keep labels whose humans agreed at least this much (drops AI and single-annotator labels).",
     )
     keep_ties = forms.BooleanField(required=False, label="Keep ties")
     test_fraction = forms.FloatField(
-        required=False, min_value=0, max_value=0.9, initial=0.0,
+        required=False,
+        min_value=0,
+        max_value=0.9,
+        initial=0.0,
         help_text="Share of prompts in the test split, by a hash of the prompt text.",
     )
     split_seed = forms.CharField(required=False, max_length=100)
@@ -40,7 +49,8 @@ class ExportForm(forms.Form):
         required=False, label="Chat messages", help_text="TRL's conversational format."
     )
     labels_method = forms.ChoiceField(
-        required=False, label="Recompute final labels first",
+        required=False,
+        label="Recompute final labels first",
         choices=[("", "No, use the current ones"), *((m, m) for m in METHODS)],
     )
 
@@ -51,7 +61,11 @@ class ExportForm(forms.Form):
 
 def _list_context(project: Project) -> dict:
     recent = service.exports_of(project=project)
-    return {"project": project, "exports": recent, "any_active": any(not e.is_finished for e in recent)}
+    return {
+        "project": project,
+        "exports": recent,
+        "any_active": any(not e.is_finished for e in recent),
+    }
 
 
 def _export_for(request: HttpRequest, slug: str, export_id: int) -> tuple[Project, Export]:
@@ -68,7 +82,11 @@ def exports(request: HttpRequest, slug: str) -> HttpResponse:
         shape, file_format = data.pop("shape"), data.pop("file_format")
         try:
             export = service.export_create(
-                project=project, shape=shape, file_format=file_format, filters=data, user=request.user
+                project=project,
+                shape=shape,
+                file_format=file_format,
+                filters=data,
+                user=request.user,
             )
         except service.ExportError as exc:
             form.add_error(None, str(exc))
@@ -98,7 +116,9 @@ def export_detail(request: HttpRequest, slug: str, export_id: int) -> HttpRespon
             card = service.export_file_path(export=export, name=service.CARD).read_text()
         except (service.ExportError, OSError):
             card = ""
-    return render(request, "annotate/export_detail.html", {"project": project, "export": export, "card": card})
+    return render(
+        request, "annotate/export_detail.html", {"project": project, "export": export, "card": card}
+    )
 
 
 @login_required
@@ -117,7 +137,9 @@ def export_download_zip(request: HttpRequest, slug: str, export_id: int) -> Stre
     project, export = _export_for(request, slug, export_id)
     if export.status != Export.Status.SUCCEEDED:
         raise Http404("This export has no files (yet).")
-    response = StreamingHttpResponse(service.export_zip_stream(export=export), content_type="application/zip")
+    response = StreamingHttpResponse(
+        service.export_zip_stream(export=export), content_type="application/zip"
+    )
     filename = f"{project.slug}-{export.shape}-{export.pk}.zip"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

@@ -41,7 +41,10 @@ def judge_run_start(request: HttpRequest, slug: str) -> HttpResponse:
     judge = get_object_or_404(Judge, name=request.POST.get("judge", ""))
     try:
         run = judging.judge_run_start(
-            project=project, judge=judge, user=request.user, kind=request.POST.get("kind", "verdicts")
+            project=project,
+            judge=judge,
+            user=request.user,
+            kind=request.POST.get("kind", "verdicts"),
         )
     except judging.JudgingError as exc:
         messages.error(request, str(exc))
@@ -78,7 +81,9 @@ def judge_runs(request: HttpRequest, slug: str) -> HttpResponse:
 def rubric_save(request: HttpRequest, slug: str) -> HttpResponse:
     project, _ = project_for(request.user, slug, need=RESEARCH)
     try:
-        rubric = judging.rubric_update(project=project, template=request.POST.get("template", ""), user=request.user)
+        rubric = judging.rubric_update(
+            project=project, template=request.POST.get("template", ""), user=request.user
+        )
     except judging.JudgingError as exc:
         messages.error(request, f"Not saved: {exc}")
     else:

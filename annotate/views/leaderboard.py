@@ -30,7 +30,11 @@ def _intervals(models: list, attr: str, low_attr: str, high_attr: str) -> dict[s
     return {
         m.model: {
             "left": _position(getattr(m, low_attr), low, high),
-            "width": max(_position(getattr(m, high_attr), low, high) - _position(getattr(m, low_attr), low, high), 0.5),
+            "width": max(
+                _position(getattr(m, high_attr), low, high)
+                - _position(getattr(m, low_attr), low, high),
+                0.5,
+            ),
             "point": _position(getattr(m, attr), low, high),
         }
         for m in models
@@ -57,7 +61,10 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
         bt = _intervals(board.models, "bt", "bt_low", "bt_high")
         pl = _intervals(board.models, "pl", "pl_low", "pl_high")
         skill = _intervals(board.models, "mu", "mu_low", "mu_high")
-        rows = [{"m": m, "bt": bt.get(m.model), "pl": pl.get(m.model), "skill": skill.get(m.model)} for m in board.models]
+        rows = [
+            {"m": m, "bt": bt.get(m.model), "pl": pl.get(m.model), "skill": skill.get(m.model)}
+            for m in board.models
+        ]
     context = {
         "project": project,
         "board": board,

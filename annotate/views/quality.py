@@ -69,7 +69,9 @@ def quality(request: HttpRequest, slug: str) -> HttpResponse:
 def quality_compute(request: HttpRequest, slug: str) -> HttpResponse:
     project, _ = project_for(request.user, slug, need=RESEARCH)
     try:
-        summary = final_labels_compute(project=project, method=request.POST.get("method", "majority"))
+        summary = final_labels_compute(
+            project=project, method=request.POST.get("method", "majority")
+        )
     except LabelsError as exc:
         messages.error(request, str(exc))
     else:

@@ -33,11 +33,25 @@ def chart(estimate: dict) -> dict | None:
     ticks = [{"y": xy(0, v)[1], "label": f"{v:.0%}"} for v in (lo, (lo + hi) / 2, hi)]
     xticks = [{"x": xy(s, lo)[0], "label": f"{s:.0%}"} for s in (0, 0.25, 0.5, 0.75, 1.0)]
     return {
-        "w": CHART_W, "h": CHART_H, "pad": PAD, "polyline": " ".join(f"{x},{y}" for x, y in points),
-        "points": [{"x": x, "y": y, "share": s, "acc": a} for (x, y), s, a in zip(points, shares, acc, strict=True)],
-        "chosen": {"x": xy(chosen["share"], chosen["accuracy"])[0], "y": xy(chosen["share"], chosen["accuracy"])[1],
-                   **chosen} if chosen.get("accuracy") == chosen.get("accuracy") and chosen else None,
-        "yticks": ticks, "xticks": xticks, "bottom": CHART_H - PAD, "right": CHART_W - PAD,
+        "w": CHART_W,
+        "h": CHART_H,
+        "pad": PAD,
+        "polyline": " ".join(f"{x},{y}" for x, y in points),
+        "points": [
+            {"x": x, "y": y, "share": s, "acc": a}
+            for (x, y), s, a in zip(points, shares, acc, strict=True)
+        ],
+        "chosen": {
+            "x": xy(chosen["share"], chosen["accuracy"])[0],
+            "y": xy(chosen["share"], chosen["accuracy"])[1],
+            **chosen,
+        }
+        if chosen.get("accuracy") == chosen.get("accuracy") and chosen
+        else None,
+        "yticks": ticks,
+        "xticks": xticks,
+        "bottom": CHART_H - PAD,
+        "right": CHART_W - PAD,
     }
 
 
@@ -52,12 +66,19 @@ def routing_page(request: HttpRequest, slug: str) -> HttpResponse:
         selected = runs[0]
     n_items = project.items.count()
     context = {
-        "project": project, "runs": runs, "run": selected, "policies": routing_service.POLICIES,
-        "n_items": n_items, "max_judgments": n_items * project.overlap,
+        "project": project,
+        "runs": runs,
+        "run": selected,
+        "policies": routing_service.POLICIES,
+        "n_items": n_items,
+        "max_judgments": n_items * project.overlap,
         "default_budget": selected.budget if selected else round(n_items * project.overlap * 0.2),
         "chart": chart(selected.estimate) if selected else None,
-        "to_humans": selected.decisions.filter(route=Item.Route.HUMAN).select_related("item").order_by("rank")[:50]
-        if selected else [],
+        "to_humans": selected.decisions.filter(route=Item.Route.HUMAN)
+        .select_related("item")
+        .order_by("rank")[:50]
+        if selected
+        else [],
     }
     return render(request, "annotate/routing/routing.html", context)
 
@@ -68,9 +89,12 @@ def routing_preview(request: HttpRequest, slug: str) -> HttpResponse:
     project, _ = project_for(request.user, slug, need=MANAGE)
     try:
         run = routing_service.routing_preview(
-            project=project, policy=request.POST.get("policy", ""), budget=float(request.POST.get("budget", "0")),
+            project=project,
+            policy=request.POST.get("policy", ""),
+            budget=float(request.POST.get("budget", "0")),
             budget_kind=request.POST.get("budget_kind", "judgments"),
-            cost_per_judgment=float(request.POST.get("cost_per_judgment") or 0), user=request.user,
+            cost_per_judgment=float(request.POST.get("cost_per_judgment") or 0),
+            user=request.user,
         )
     except (routing_service.RoutingError, ValueError) as exc:
         messages.error(request, f"No preview: {exc}")
@@ -89,6 +113,7 @@ def routing_apply(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
         messages.error(request, str(exc))
     else:
         messages.success(
-            request, f"Applied: {run.human_items} items go to humans ({moved['to_human']} newly), {moved['to_ai']} more keep their AI label."
+            request,
+            f"Applied: {run.human_items} items go to humans ({moved['to_human']} newly), {moved['to_ai']} more keep their AI label.",
         )
     return redirect(f"{reverse('routing', args=[project.slug])}?run={run.pk}")

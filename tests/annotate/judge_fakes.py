@@ -19,7 +19,11 @@ class FakeJudge:
         self.calls: list[list[Any]] = []
 
     def judge(
-        self, items: Iterable[Any], *, aspects: Sequence[str] = ("overall",), template: str | None = None,
+        self,
+        items: Iterable[Any],
+        *,
+        aspects: Sequence[str] = ("overall",),
+        template: str | None = None,
         allow_ties: bool = True,
     ) -> list[JudgeResult]:
         if self.broken:
@@ -34,7 +38,9 @@ class FakeJudge:
             else:
                 ab = OrderProbs(p_first=0.8, p_second=0.15, p_tie=0.05, verdict_mass=0.9)
                 ba = OrderProbs(p_first=0.35, p_second=0.6, p_tie=0.05, verdict_mass=0.9)
-                result.verdicts = {a: combine_orders(a, ab, ba, allow_ties=allow_ties) for a in aspects}
+                result.verdicts = {
+                    a: combine_orders(a, ab, ba, allow_ties=allow_ties) for a in aspects
+                }
                 result.truncated = "LONG" in str(item["prompt"])
             results.append(result)
         return results

@@ -46,11 +46,19 @@ def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str,
         folder = tmp_path / "broker"
         for sub in ("in", "processed", "control"):
             (folder / sub).mkdir(parents=True)
-        options = {"data_folder_in": str(folder / "in"), "data_folder_out": str(folder / "in"),
-                   "processed_folder": str(folder / "processed"), "control_folder": str(folder / "control")}
+        options = {
+            "data_folder_in": str(folder / "in"),
+            "data_folder_out": str(folder / "in"),
+            "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
+        }
         env = {"CELERY_BROKER_URL": url, "HYBRIDPREF_VAR_DIR": str(tmp_path)}
     saved = (app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_always_eager)
-    app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_always_eager = url, options, False
+    app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_always_eager = (
+        url,
+        options,
+        False,
+    )
     _drop_connections(app)
     if request.param == "filesystem":
         # the worker reads its folders from settings, so give it the same var dir
@@ -69,15 +77,37 @@ def _drop_connections(app: Any) -> None:
 @pytest.fixture
 def worker(broker: dict[str, Any], tmp_path: Path) -> Iterator[subprocess.Popen]:
     env = {
-        **os.environ, **broker["env"], "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "config.settings",
+        **os.environ,
+        **broker["env"],
+        "DATABASE_URL": _database_url(),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
         # Share the converted-model cache with the rest of the suite, wherever the var dir is.
         "HYBRIDPREF_MODEL_CACHE": str(settings.MODEL_CACHE_DIR),
     }
     log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default,gpu", "--concurrency", "1",
-         "--pool", "prefork", "--loglevel", "INFO", "-n", f"test-{broker['name']}@%h"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            "default,gpu",
+            "--concurrency",
+            "1",
+            "--pool",
+            "prefork",
+            "--loglevel",
+            "INFO",
+            "-n",
+            f"test-{broker['name']}@%h",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     yield proc
     proc.terminate()
@@ -99,14 +129,17 @@ def _wait_for(predicate: Any, *, seconds: float, worker: subprocess.Popen, log: 
     pytest.fail(f"the worker did not finish in {seconds:.0f}s; its log:\n{log.read_text()[-4000:]}")
 
 
-def test_a_real_worker_runs_an_uploaded_import(project: Any, owner: Any, worker: subprocess.Popen, tmp_path: Path) -> None:
+def test_a_real_worker_runs_an_uploaded_import(
+    project: Any, owner: Any, worker: subprocess.Popen, tmp_path: Path
+) -> None:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from annotate.models import ImportBatch
     from annotate.services.imports import import_upload_accept
 
     lines = b"".join(
-        b'{"id": "w%d", "prompt": "Say %d.", "responses": [{"text": "%d"}, {"text": "no"}]}\n' % (i, i, i)
+        b'{"id": "w%d", "prompt": "Say %d.", "responses": [{"text": "%d"}, {"text": "no"}]}\n'
+        % (i, i, i)
         for i in range(25)
     )
     batch = import_upload_accept(
@@ -132,7 +165,9 @@ def test_a_real_gpu_queue_worker_prelabels_items_with_the_bundled_judge(
     from annotate.models import Judge, JudgeRun, Judgment
     from annotate.services import judging
 
-    judge = Judge.objects.create(name="smollm2", max_length=512, items_per_task=2, aspect_mode="overall_only")
+    judge = Judge.objects.create(
+        name="smollm2", max_length=512, items_per_task=2, aspect_mode="overall_only"
+    )
     project.items.filter(external_id__in=["3", "4"]).delete()
     run = judging.judge_run_start(project=project, judge=judge)
 
@@ -146,5 +181,7 @@ def test_a_real_gpu_queue_worker_prelabels_items_with_the_bundled_judge(
     verdicts = Judgment.objects.filter(judge=judge, kind="ai")
     assert verdicts.count() == 3
     for j in verdicts:
-        assert j.probabilities["a"] + j.probabilities["b"] + j.probabilities["tie"] == pytest.approx(1.0)
+        assert j.probabilities["a"] + j.probabilities["b"] + j.probabilities[
+            "tie"
+        ] == pytest.approx(1.0)
         assert set(j.raw) >= {"order_ab", "order_ba"}

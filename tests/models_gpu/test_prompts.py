@@ -33,13 +33,19 @@ def test_a_template_without_an_assistant_line_uses_the_default_prefix():
 
 def test_literal_braces_survive_and_responses_are_not_expanded_twice():
     template = PromptTemplate.from_text('JSON {"a": 1} {prompt}|{response_a}|{response_b}|{aspect}')
-    user, _ = template.fill({"prompt": "p", "response_a": "{response_b}", "response_b": "b", "aspect": "x"})
+    user, _ = template.fill(
+        {"prompt": "p", "response_a": "{response_b}", "response_b": "b", "aspect": "x"}
+    )
     assert user == 'JSON {"a": 1} p|{response_b}|b|x'
 
 
 def test_a_chat_prompt_becomes_a_transcript_and_a_single_turn_its_content():
     assert format_conversation([{"role": "user", "content": "hi"}]) == "hi"
-    chat = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}, {"role": "user", "content": "?"}]
+    chat = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "yo"},
+        {"role": "user", "content": "?"},
+    ]
     assert format_conversation(chat) == "User: hi\n\nAssistant: yo\n\nUser: ?"
 
 
@@ -49,13 +55,20 @@ def test_waterfill_cuts_the_longest_texts_to_a_common_cap():
 
 
 def _count(tokenizer):
-    return lambda f: len(tokenizer.encode("INSTRUCTIONS " + f["prompt"] + f["a"] + f["b"] + " Verdict:"))
+    return lambda f: len(
+        tokenizer.encode("INSTRUCTIONS " + f["prompt"] + f["a"] + f["b"] + " Verdict:")
+    )
 
 
 def test_truncation_cuts_the_long_response_first_and_keeps_the_prompt(tokenizer):
     fields = {"prompt": "What is 2+2?", "a": "4", "b": "The quick brown fox. " * 200}
     fitted, truncated = truncate_fields(
-        tokenizer, fields, responses=["a", "b"], prompt="prompt", count=_count(tokenizer), max_length=200
+        tokenizer,
+        fields,
+        responses=["a", "b"],
+        prompt="prompt",
+        count=_count(tokenizer),
+        max_length=200,
     )
     assert truncated
     assert fitted["prompt"] == fields["prompt"] and fitted["a"] == "4"
@@ -64,9 +77,18 @@ def test_truncation_cuts_the_long_response_first_and_keeps_the_prompt(tokenizer)
 
 
 def test_truncation_cuts_the_prompt_when_responses_reach_their_floor(tokenizer):
-    fields = {"prompt": "Paris is the capital of France. " * 100, "a": "lazy dog " * 100, "b": "brown fox " * 100}
+    fields = {
+        "prompt": "Paris is the capital of France. " * 100,
+        "a": "lazy dog " * 100,
+        "b": "brown fox " * 100,
+    }
     fitted, truncated = truncate_fields(
-        tokenizer, fields, responses=["a", "b"], prompt="prompt", count=_count(tokenizer), max_length=120
+        tokenizer,
+        fields,
+        responses=["a", "b"],
+        prompt="prompt",
+        count=_count(tokenizer),
+        max_length=120,
     )
     assert truncated and TRUNCATION_MARK in fitted["prompt"]
     assert _count(tokenizer)(fitted) <= 120
@@ -74,5 +96,11 @@ def test_truncation_cuts_the_prompt_when_responses_reach_their_floor(tokenizer):
 
 def test_short_texts_are_left_alone_and_not_flagged(tokenizer):
     fields = {"prompt": "p", "a": "x", "b": "y"}
-    assert truncate_fields(tokenizer, fields, responses=["a", "b"], prompt="prompt",
-                           count=_count(tokenizer), max_length=100) == (fields, False)
+    assert truncate_fields(
+        tokenizer,
+        fields,
+        responses=["a", "b"],
+        prompt="prompt",
+        count=_count(tokenizer),
+        max_length=100,
+    ) == (fields, False)

@@ -21,7 +21,9 @@ def test_choix_aggregation_recovers_a_known_order_from_soft_pairwise_probabiliti
 
 
 def test_bradley_terry_scores_are_centred_and_finite_for_a_clean_sweep():
-    scores = bradley_terry_scores(3, {(0, 1): (1.0, 0.0, 0.0), (0, 2): (1.0, 0.0, 0.0), (1, 2): (1.0, 0.0, 0.0)})
+    scores = bradley_terry_scores(
+        3, {(0, 1): (1.0, 0.0, 0.0), (0, 2): (1.0, 0.0, 0.0), (1, 2): (1.0, 0.0, 0.0)}
+    )
     assert sum(scores) == pytest.approx(0.0, abs=1e-9)
     assert all(math.isfinite(s) for s in scores) and scores[0] > scores[1] > scores[2]
 

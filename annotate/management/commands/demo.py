@@ -40,8 +40,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--addr", default="127.0.0.1:8000")
-        parser.add_argument("--no-serve", action="store_true", help="set up only; start no worker or server")
-        parser.add_argument("--no-judge", action="store_true", help="do not queue the bundled judge")
+        parser.add_argument(
+            "--no-serve", action="store_true", help="set up only; start no worker or server"
+        )
+        parser.add_argument(
+            "--no-judge", action="store_true", help="do not queue the bundled judge"
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         call_command("migrate", interactive=False, verbosity=0)
@@ -72,20 +76,29 @@ class Command(BaseCommand):
             if first is None:
                 continue
             k = len(records.normalise(first, k=None).responses)
-            kinds = [("pairwise", "Pairwise")] if k == 2 else [("ranking", "Ranking"), ("kwise", "Best–worst")]
+            kinds = (
+                [("pairwise", "Pairwise")]
+                if k == 2
+                else [("ranking", "Ranking"), ("kwise", "Best–worst")]
+            )
             for task_type, label in kinds:
                 slug = f"demo-{task_type}"
                 with transaction.atomic():
                     project, _ = Project.objects.get_or_create(
                         slug=slug,
                         defaults={
-                            "name": f"Demo · {label}", "task_type": task_type, "num_responses": k,
-                            "overlap": 2, "gold_rate": 0.1,
+                            "name": f"Demo · {label}",
+                            "task_type": task_type,
+                            "num_responses": k,
+                            "overlap": 2,
+                            "gold_rate": 0.1,
                             "guidelines": _GUIDELINES,
                         },
                     )
                     for username, _, role, _ in PEOPLE:
-                        Membership.objects.get_or_create(project=project, user=users[username], defaults={"role": role})
+                        Membership.objects.get_or_create(
+                            project=project, user=users[username], defaults={"role": role}
+                        )
                 result = items_import(project=project, path=path, user=users["admin"])
                 self.stdout.write(f"{project.slug}: {result.summary()}")
                 projects.append(project)
@@ -99,8 +112,12 @@ class Command(BaseCommand):
             # Overall only: on a 2-core CPU the bundled judge takes ~2 s per 1k-token prompt, so the
             # demo asks one question per item; real deployments judge every aspect on the GPU worker.
             defaults={
-                "backend": Judge.Backend.LLM_PAIRWISE, "model": "", "max_length": 1024, "batch_size": 8,
-                "items_per_task": 4, "aspect_mode": "overall_only",
+                "backend": Judge.Backend.LLM_PAIRWISE,
+                "model": "",
+                "max_length": 1024,
+                "batch_size": 8,
+                "items_per_task": 4,
+                "aspect_mode": "overall_only",
             },
         )
         for project in projects:
@@ -112,23 +129,54 @@ class Command(BaseCommand):
             except judging.JudgingError as exc:
                 self.stdout.write(f"{project.slug}: {exc}")
             else:
-                self.stdout.write(f"{project.slug}: queued {judge.name} on {run.total} items (the gpu worker runs it)")
+                self.stdout.write(
+                    f"{project.slug}: queued {judge.name} on {run.total} items (the gpu worker runs it)"
+                )
 
     def _serve(self, addr: str) -> None:
         python = sys.executable
-        base = [python, "-m", "celery", "-A", "config", "worker", "--loglevel", "WARNING", "--pool", "prefork"]
+        base = [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--loglevel",
+            "WARNING",
+            "--pool",
+            "prefork",
+        ]
         workers = [
             subprocess.Popen([*base, "-Q", "default", "--concurrency", "1", "-n", "default@%h"]),
-            subprocess.Popen([*base, "-Q", "gpu", "--concurrency", "1", "--prefetch-multiplier", "1", "-n", "gpu@%h"]),
+            subprocess.Popen(
+                [
+                    *base,
+                    "-Q",
+                    "gpu",
+                    "--concurrency",
+                    "1",
+                    "--prefetch-multiplier",
+                    "1",
+                    "-n",
+                    "gpu@%h",
+                ]
+            ),
         ]
         host = addr if addr.startswith("http") else f"http://{addr}"
         self.stdout.write(self.style.SUCCESS(f"\nhybridpref is starting at {host}/"))
         self.stdout.write("Log in as:")
         for username, password, role, _ in PEOPLE:
             self.stdout.write(f"  {username:<11} / {password:<16} {role}")
-        self.stdout.write("Annotators judge; the researcher imports, runs judges and exports; admin has /admin/ too.")
-        self.stdout.write("Two Celery workers are running (queues default and gpu). Press Ctrl-C to stop.\n")
-        server = subprocess.Popen([python, "manage.py", "runserver", addr, "--noreload"], cwd=settings.BASE_DIR)
+        self.stdout.write(
+            "Annotators judge; the researcher imports, runs judges and exports; admin has /admin/ too."
+        )
+        self.stdout.write(
+            "Two Celery workers are running (queues default and gpu). Press Ctrl-C to stop.\n"
+        )
+        server = subprocess.Popen(
+            [python, "manage.py", "runserver", addr, "--noreload"], cwd=settings.BASE_DIR
+        )
 
         def stop(signum: int, frame: object) -> None:
             raise KeyboardInterrupt  # so `kill` cleans up the workers exactly like Ctrl-C

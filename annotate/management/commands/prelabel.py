@@ -20,10 +20,24 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--project", required=True)
-        parser.add_argument("--judge", required=True, help="a registered judge's name (see the admin)")
-        parser.add_argument("--enqueue", action="store_true", help="send batches to the gpu workers and follow progress")
-        parser.add_argument("--all", action="store_true", help="re-judge items that already have this judge's verdict")
-        parser.add_argument("--tags", action="store_true", help="make the routing tags (subject, safety …) instead of verdicts")
+        parser.add_argument(
+            "--judge", required=True, help="a registered judge's name (see the admin)"
+        )
+        parser.add_argument(
+            "--enqueue",
+            action="store_true",
+            help="send batches to the gpu workers and follow progress",
+        )
+        parser.add_argument(
+            "--all",
+            action="store_true",
+            help="re-judge items that already have this judge's verdict",
+        )
+        parser.add_argument(
+            "--tags",
+            action="store_true",
+            help="make the routing tags (subject, safety …) instead of verdicts",
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         self.kind = "tags" if options["tags"] else "verdicts"
@@ -45,11 +59,15 @@ class Command(BaseCommand):
         else:
             run = self._run_here(project, judge, only_missing=not options["all"])
         run.refresh_from_db()
-        self.stdout.write(f"{judge.name} on {project.slug}: {run.status}, {run.done} judged, {run.failed} failed")
+        self.stdout.write(
+            f"{judge.name} on {project.slug}: {run.status}, {run.done} judged, {run.failed} failed"
+        )
         if run.error:
             self.stderr.write(run.error)
         if run.status == JudgeRun.Status.FAILED:
-            raise CommandError(f"the run failed: {run.error.splitlines()[0] if run.error else 'see the log'}")
+            raise CommandError(
+                f"the run failed: {run.error.splitlines()[0] if run.error else 'see the log'}"
+            )
 
     def _run_here(self, project: Project, judge: Judge, *, only_missing: bool) -> JudgeRun:
         from models_gpu.tasks import run_batch
@@ -57,7 +75,11 @@ class Command(BaseCommand):
         try:
             # The batches are run right here, so nothing is enqueued: start the run without workers.
             run = judging.judge_run_start(
-                project=project, judge=judge, only_missing=only_missing, enqueue=False, kind=self.kind
+                project=project,
+                judge=judge,
+                only_missing=only_missing,
+                enqueue=False,
+                kind=self.kind,
             )
         except judging.JudgingError as exc:
             raise CommandError(str(exc)) from None

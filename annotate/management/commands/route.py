@@ -14,11 +14,22 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--project", required=True)
         parser.add_argument("--policy", required=True, choices=routing.POLICIES)
-        parser.add_argument("--budget", required=True, type=float, help="human judgments (items × overlap), or money with --cost")
-        parser.add_argument("--cost", type=float, help="cost of one judgment: makes --budget an amount of money")
+        parser.add_argument(
+            "--budget",
+            required=True,
+            type=float,
+            help="human judgments (items × overlap), or money with --cost",
+        )
+        parser.add_argument(
+            "--cost", type=float, help="cost of one judgment: makes --budget an amount of money"
+        )
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--embed", action="store_true", help="add MiniLM embedding similarity to the features")
-        parser.add_argument("--dry-run", action="store_true", help="preview only: record the run, route nothing")
+        parser.add_argument(
+            "--embed", action="store_true", help="add MiniLM embedding similarity to the features"
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="preview only: record the run, route nothing"
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         project = Project.objects.filter(slug=options["project"]).first()
@@ -27,9 +38,13 @@ class Command(BaseCommand):
         money = options["cost"] is not None
         try:
             run = routing.routing_preview(
-                project=project, policy=options["policy"], budget=options["budget"],
-                budget_kind="money" if money else "judgments", cost_per_judgment=options["cost"] or 0.0,
-                seed=options["seed"], embed=options["embed"],
+                project=project,
+                policy=options["policy"],
+                budget=options["budget"],
+                budget_kind="money" if money else "judgments",
+                cost_per_judgment=options["cost"] or 0.0,
+                seed=options["seed"],
+                embed=options["embed"],
             )
         except routing.RoutingError as exc:
             raise CommandError(str(exc)) from None
@@ -39,11 +54,17 @@ class Command(BaseCommand):
             f"items to humans ({chosen['share']:.1%}); estimated final accuracy {chosen['accuracy']:.3f} "
             f"[{run.seconds:.2f} s]"
         )
-        for d in run.decisions.filter(route=Item.Route.HUMAN).select_related("item").order_by("rank")[:5]:
+        for d in (
+            run.decisions.filter(route=Item.Route.HUMAN).select_related("item").order_by("rank")[:5]
+        ):
             reasons = ", ".join(f"{k} {v:+.3g}" for k, v in d.reason.items())
-            self.stdout.write(f"  #{d.rank + 1} {d.item.external_id}: score {d.score:.3f} ({reasons})")
+            self.stdout.write(
+                f"  #{d.rank + 1} {d.item.external_id}: score {d.score:.3f} ({reasons})"
+            )
         if options["dry_run"]:
             self.stdout.write(f"Dry run: routing run {run.pk} recorded, nothing applied.")
             return
         moved = routing.routing_apply(run=run)
-        self.stdout.write(f"Applied run {run.pk}: {moved['to_human']} items newly to humans, {moved['to_ai']} to AI labels.")
+        self.stdout.write(
+            f"Applied run {run.pk}: {moved['to_human']} items newly to humans, {moved['to_ai']} to AI labels."
+        )

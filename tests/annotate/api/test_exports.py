@@ -24,7 +24,12 @@ def export_dir(settings: Any, tmp_path: Path) -> Path:
 def labelled(project: Any) -> Any:
     for item in project.items.all():
         Judgment.objects.create(
-            item=item, kind="human", source="x", external_annotator="x", task_type="pairwise", value={"strength": -2},
+            item=item,
+            kind="human",
+            source="x",
+            external_annotator="x",
+            task_type="pairwise",
+            value={"strength": -2},
         )
     return project
 
@@ -52,7 +57,9 @@ def test_an_export_runs_on_the_worker_and_its_files_download(
     detail = client.get(f"/api/projects/{labelled.slug}/exports/{export_id}/").json()
     assert detail["status"] == "succeeded" and detail["rows"] == 5 and detail["percent"] == 100
     assert {f["name"] for f in detail["files"]} == {"train.jsonl", "README.md"}
-    download = client.get(f"/api/projects/{labelled.slug}/exports/{export_id}/download/?file=train.jsonl")
+    download = client.get(
+        f"/api/projects/{labelled.slug}/exports/{export_id}/download/?file=train.jsonl"
+    )
     assert download.status_code == 200
     rows = [json.loads(line) for line in b"".join(download.streaming_content).splitlines()]
     assert rows[0]["chosen_model"] == "model-1" and rows[0]["margin"] == 2.0
@@ -67,32 +74,62 @@ def test_the_list_shows_exports_newest_first(owner: Any, labelled: Any) -> None:
 
 def test_bad_options_are_a_400(owner: Any, labelled: Any) -> None:
     client = token_client(owner)
-    for body in ({"shape": "sft"}, {"shape": "dpo", "min_agreement": 3}, {"shape": "dpo", "aspect": "nope"}):
-        assert client.post(f"/api/projects/{labelled.slug}/exports/", body, format="json").status_code == 400
+    for body in (
+        {"shape": "sft"},
+        {"shape": "dpo", "min_agreement": 3},
+        {"shape": "dpo", "aspect": "nope"},
+    ):
+        assert (
+            client.post(f"/api/projects/{labelled.slug}/exports/", body, format="json").status_code
+            == 400
+        )
     assert not Export.objects.exists()
 
 
 def test_a_missing_or_unfinished_file_is_not_found(owner: Any, labelled: Any) -> None:
-    export = service.export_create(project=labelled, shape="dpo", file_format="jsonl", enqueue=False)
+    export = service.export_create(
+        project=labelled, shape="dpo", file_format="jsonl", enqueue=False
+    )
     client = token_client(owner)
-    assert client.get(f"/api/projects/{labelled.slug}/exports/{export.pk}/download/?file=train.jsonl").status_code == 404
+    assert (
+        client.get(
+            f"/api/projects/{labelled.slug}/exports/{export.pk}/download/?file=train.jsonl"
+        ).status_code
+        == 404
+    )
     assert client.get(f"/api/projects/{labelled.slug}/exports/999/").status_code == 404
 
 
 def test_researchers_may_export(member: Any, set_role: Any, labelled: Any) -> None:
     set_role(labelled, member, "researcher")
-    response = token_client(member).post(f"/api/projects/{labelled.slug}/exports/", {"shape": "raw"}, format="json")
+    response = token_client(member).post(
+        f"/api/projects/{labelled.slug}/exports/", {"shape": "raw"}, format="json"
+    )
     assert response.status_code == 202
 
 
-@pytest.mark.parametrize("path", ["exports/", "exports/{id}/", "exports/{id}/download/?file=train.jsonl"])
+@pytest.mark.parametrize(
+    "path", ["exports/", "exports/{id}/", "exports/{id}/download/?file=train.jsonl"]
+)
 def test_annotators_are_forbidden_and_outsiders_see_nothing(
     member: Any, outsider: Any, labelled: Any, path: str
 ) -> None:
-    export = service.export_create(project=labelled, shape="dpo", file_format="jsonl", enqueue=False)
+    export = service.export_create(
+        project=labelled, shape="dpo", file_format="jsonl", enqueue=False
+    )
     export = service.export_run(export=service.export_claim(export_id=export.pk))
     url = f"/api/projects/{labelled.slug}/" + path.format(id=export.pk)
     assert token_client(member).get(url).status_code == 403
     assert token_client(outsider).get(url).status_code == 404
-    assert token_client(member).post(f"/api/projects/{labelled.slug}/exports/", {"shape": "dpo"}, format="json").status_code == 403
-    assert token_client(outsider).post(f"/api/projects/{labelled.slug}/exports/", {"shape": "dpo"}, format="json").status_code == 404
+    assert (
+        token_client(member)
+        .post(f"/api/projects/{labelled.slug}/exports/", {"shape": "dpo"}, format="json")
+        .status_code
+        == 403
+    )
+    assert (
+        token_client(outsider)
+        .post(f"/api/projects/{labelled.slug}/exports/", {"shape": "dpo"}, format="json")
+        .status_code
+        == 404
+    )

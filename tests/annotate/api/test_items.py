@@ -21,7 +21,10 @@ def test_it_lists_items_a_page_at_a_time(owner: Any, project: Any) -> None:
 def test_it_filters_by_route_gold_and_external_id(owner: Any, project: Any) -> None:
     Item.objects.filter(project=project, external_id="3").update(route="human", is_gold=True)
     client = token_client(owner)
-    assert [i["external_id"] for i in client.get(f"/api/projects/{project.slug}/items/?route=human").json()["results"]] == ["3"]
+    assert [
+        i["external_id"]
+        for i in client.get(f"/api/projects/{project.slug}/items/?route=human").json()["results"]
+    ] == ["3"]
     assert client.get(f"/api/projects/{project.slug}/items/?is_gold=true").json()["count"] == 1
     assert client.get(f"/api/projects/{project.slug}/items/?external_id=4").json()["count"] == 1
     assert client.get(f"/api/projects/{project.slug}/items/?route=robots").status_code == 400
@@ -33,10 +36,14 @@ def test_it_shows_one_item(owner: Any, project: Any) -> None:
     assert response.json()["prompt"] == "Prompt number 1: explain something."
 
 
-def test_an_item_of_another_project_is_not_found(owner: Any, project: Any, make_project: Any) -> None:
+def test_an_item_of_another_project_is_not_found(
+    owner: Any, project: Any, make_project: Any
+) -> None:
     other = make_project("other", items=1)
     item = other.items.get()
-    assert token_client(owner).get(f"/api/projects/{project.slug}/items/{item.pk}/").status_code == 404
+    assert (
+        token_client(owner).get(f"/api/projects/{project.slug}/items/{item.pk}/").status_code == 404
+    )
 
 
 def test_researchers_may_read_items(member: Any, set_role: Any, project: Any) -> None:

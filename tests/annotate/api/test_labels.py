@@ -15,20 +15,29 @@ def judged(project: Any) -> Any:
     for item in project.items.all():
         for who, s in (("x", 2), ("y", 2 if item.external_id != "0" else -2)):
             Judgment.objects.create(
-                item=item, kind="human", source=who, external_annotator=who, task_type="pairwise", value={"strength": s},
+                item=item,
+                kind="human",
+                source=who,
+                external_annotator=who,
+                task_type="pairwise",
+                value={"strength": s},
             )
     return project
 
 
 def test_compute_writes_labels_and_reports_counts(owner: Any, judged: Any) -> None:
-    response = token_client(owner).post(f"/api/projects/{judged.slug}/labels/compute/", {"method": "majority"}, format="json")
+    response = token_client(owner).post(
+        f"/api/projects/{judged.slug}/labels/compute/", {"method": "majority"}, format="json"
+    )
     assert response.status_code == 200
     assert response.json()["total"] == 5 and response.json()["human"] == 5
     assert FinalLabel.objects.count() == 5
 
 
 def test_compute_refuses_an_unknown_method(owner: Any, judged: Any) -> None:
-    response = token_client(owner).post(f"/api/projects/{judged.slug}/labels/compute/", {"method": "vibes"}, format="json")
+    response = token_client(owner).post(
+        f"/api/projects/{judged.slug}/labels/compute/", {"method": "vibes"}, format="json"
+    )
     assert response.status_code == 400
 
 
@@ -65,4 +74,9 @@ def test_annotators_are_forbidden_and_outsiders_see_nothing(
 
 def test_researchers_may_compute(member: Any, set_role: Any, judged: Any) -> None:
     set_role(judged, member, "researcher")
-    assert token_client(member).post(f"/api/projects/{judged.slug}/labels/compute/", {}, format="json").status_code == 200
+    assert (
+        token_client(member)
+        .post(f"/api/projects/{judged.slug}/labels/compute/", {}, format="json")
+        .status_code
+        == 200
+    )

@@ -17,8 +17,14 @@ def prelabelled(project: Any) -> Any:
     for n, item in enumerate(project.items.order_by("pk")):
         p_a = [0.95, 0.55, 0.5, 0.1, 0.8][n]
         Judgment.objects.create(
-            item=item, kind="ai", source="judge-1", judge=judge, prompt_version="v1", task_type="pairwise",
-            value={"strength": 1 if p_a >= 0.5 else -1}, probabilities={"a": p_a, "b": 1 - p_a, "tie": 0.0},
+            item=item,
+            kind="ai",
+            source="judge-1",
+            judge=judge,
+            prompt_version="v1",
+            task_type="pairwise",
+            value={"strength": 1 if p_a >= 0.5 else -1},
+            probabilities={"a": p_a, "b": 1 - p_a, "tie": 0.0},
             confidence=max(p_a, 1 - p_a),
         )
     return project
@@ -26,24 +32,35 @@ def prelabelled(project: Any) -> Any:
 
 def preview(client: Any, project: Any, **body: Any) -> Any:
     return client.post(
-        f"/api/projects/{project.slug}/routing/runs/", {"policy": "uncertainty", "budget": 2, **body}, format="json"
+        f"/api/projects/{project.slug}/routing/runs/",
+        {"policy": "uncertainty", "budget": 2, **body},
+        format="json",
     )
 
 
-def test_a_preview_records_a_run_with_decisions_and_apply_routes_items(owner: Any, prelabelled: Any) -> None:
+def test_a_preview_records_a_run_with_decisions_and_apply_routes_items(
+    owner: Any, prelabelled: Any
+) -> None:
     client = token_client(owner)
     response = preview(client, prelabelled)
     assert response.status_code == 201, response.json()
     run = response.json()
     assert (run["status"], run["human_items"]) == ("preview", 2)
-    decisions = client.get(f"/api/projects/{prelabelled.slug}/routing/runs/{run['id']}/decisions/").json()
+    decisions = client.get(
+        f"/api/projects/{prelabelled.slug}/routing/runs/{run['id']}/decisions/"
+    ).json()
     assert decisions["count"] == 5
-    humans = client.get(f"/api/projects/{prelabelled.slug}/routing/runs/{run['id']}/decisions/?route=human").json()
+    humans = client.get(
+        f"/api/projects/{prelabelled.slug}/routing/runs/{run['id']}/decisions/?route=human"
+    ).json()
     assert humans["count"] == 2
     # The least sure AI verdicts (p = .5 and .55) go to humans.
     assert {d["item_external_id"] for d in humans["results"]} == {"1", "2"}
     assert client.get(f"/api/projects/{prelabelled.slug}/routing/runs/").json()["count"] == 1
-    assert client.get(f"/api/projects/{prelabelled.slug}/routing/runs/{run['id']}/").json()["policy"] == "uncertainty"
+    assert (
+        client.get(f"/api/projects/{prelabelled.slug}/routing/runs/{run['id']}/").json()["policy"]
+        == "uncertainty"
+    )
     applied = client.post(f"/api/projects/{prelabelled.slug}/routing/runs/{run['id']}/apply/")
     assert applied.json() == {"to_human": 2, "to_ai": 3}
     assert Item.objects.filter(project=prelabelled, route="human").count() == 2
@@ -76,6 +93,11 @@ def test_outsiders_see_nothing(owner: Any, outsider: Any, prelabelled: Any) -> N
     run_id = preview(token_client(owner), prelabelled).json()["id"]
     client = token_client(outsider)
     for path in ("", f"{run_id}/", f"{run_id}/decisions/"):
-        assert client.get(f"/api/projects/{prelabelled.slug}/routing/runs/{path}").status_code == 404
-    assert client.post(f"/api/projects/{prelabelled.slug}/routing/runs/{run_id}/apply/").status_code == 404
+        assert (
+            client.get(f"/api/projects/{prelabelled.slug}/routing/runs/{path}").status_code == 404
+        )
+    assert (
+        client.post(f"/api/projects/{prelabelled.slug}/routing/runs/{run_id}/apply/").status_code
+        == 404
+    )
     assert RoutingRun.objects.get().status == "preview"

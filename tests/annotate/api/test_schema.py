@@ -28,23 +28,51 @@ EXAMPLES = 6
 
 
 @pytest.fixture
-def seeded(project: Any, owner: Any, settings: Any, tmp_path: Path) -> tuple[Any, str, dict[str, int]]:
+def seeded(
+    project: Any, owner: Any, settings: Any, tmp_path: Path
+) -> tuple[Any, str, dict[str, int]]:
     settings.EXPORT_DIR = tmp_path / "exports"
     judge = Judge.objects.create(name="judge-1", backend="imported")
     project.judges.add(judge)
     for n, item in enumerate(project.items.all()):
-        Judgment.objects.create(item=item, kind="human", source="x", external_annotator="x", task_type="pairwise", value={"strength": 1})
-        Judgment.objects.create(item=item, kind="human", source="y", external_annotator="y", task_type="pairwise", value={"strength": -1 if n else 2})
         Judgment.objects.create(
-            item=item, kind="ai", source="judge-1", judge=judge, prompt_version="v1", task_type="pairwise",
-            value={"strength": 1}, probabilities={"a": 0.6, "b": 0.3, "tie": 0.1}, confidence=0.6,
+            item=item,
+            kind="human",
+            source="x",
+            external_annotator="x",
+            task_type="pairwise",
+            value={"strength": 1},
+        )
+        Judgment.objects.create(
+            item=item,
+            kind="human",
+            source="y",
+            external_annotator="y",
+            task_type="pairwise",
+            value={"strength": -1 if n else 2},
+        )
+        Judgment.objects.create(
+            item=item,
+            kind="ai",
+            source="judge-1",
+            judge=judge,
+            prompt_version="v1",
+            task_type="pairwise",
+            value={"strength": 1},
+            probabilities={"a": 0.6, "b": 0.3, "tie": 0.1},
+            confidence=0.6,
         )
     final_labels_compute(project=project)
     export = exports.export_create(project=project, shape="dpo", file_format="jsonl", enqueue=False)
     exports.export_run(export=exports.export_claim(export_id=export.pk))
-    return project, Token.objects.create(user=owner).key, {
-        "export_id": export.pk, "item_id": project.items.first().pk,
-    }
+    return (
+        project,
+        Token.objects.create(user=owner).key,
+        {
+            "export_id": export.pk,
+            "item_id": project.items.first().pk,
+        },
+    )
 
 
 @pytest.fixture
@@ -61,7 +89,9 @@ def keep_connections() -> Any:
     request_finished.connect(close_old_connections)
 
 
-def test_no_operation_answers_a_server_error(seeded: tuple[Any, str, dict[str, int]], keep_connections: Any) -> None:
+def test_no_operation_answers_a_server_error(
+    seeded: tuple[Any, str, dict[str, int]], keep_connections: Any
+) -> None:
     project, token, known_ids = seeded
     auth = {"Authorization": f"Token {token}"}
     app = get_wsgi_application()
@@ -78,8 +108,12 @@ def test_no_operation_answers_a_server_error(seeded: tuple[Any, str, dict[str, i
     assert time.monotonic() - started < 60
 
 
-def _fuzz(operation: Any, slug: str, known_ids: dict[str, int], auth: dict[str, str], failures: list[str]) -> Any:
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+def _fuzz(
+    operation: Any, slug: str, known_ids: dict[str, int], auth: dict[str, str], failures: list[str]
+) -> Any:
+    @settings(
+        max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(case=operation.as_strategy())
     def check(case: Any) -> None:
         params = case.path_parameters or {}
@@ -91,6 +125,8 @@ def _fuzz(operation: Any, slug: str, known_ids: dict[str, int], auth: dict[str, 
                 params[name] = pk
         response = case.call(headers=auth)
         if response.status_code >= 500:
-            failures.append(f"{operation.method.upper()} {case.formatted_path} → {response.status_code}")
+            failures.append(
+                f"{operation.method.upper()} {case.formatted_path} → {response.status_code}"
+            )
 
     return check

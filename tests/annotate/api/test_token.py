@@ -10,7 +10,9 @@ pytestmark = pytest.mark.django_db
 
 
 def test_a_token_is_issued_for_a_username_and_password(owner: Any, project: Any) -> None:
-    response = APIClient().post("/api/token/", {"username": "owner", "password": "pw-owner"}, format="json")
+    response = APIClient().post(
+        "/api/token/", {"username": "owner", "password": "pw-owner"}, format="json"
+    )
     assert response.status_code == 200
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {response.json()['token']}")
@@ -18,7 +20,9 @@ def test_a_token_is_issued_for_a_username_and_password(owner: Any, project: Any)
 
 
 def test_a_wrong_password_gets_no_token(owner: Any) -> None:
-    response = APIClient().post("/api/token/", {"username": "owner", "password": "nope"}, format="json")
+    response = APIClient().post(
+        "/api/token/", {"username": "owner", "password": "nope"}, format="json"
+    )
     assert response.status_code == 400
 
 

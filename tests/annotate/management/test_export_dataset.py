@@ -17,14 +17,31 @@ def labelled(project: Any, settings: Any, tmp_path: Path) -> Any:
     settings.EXPORT_DIR = tmp_path / "exports"
     for item in project.items.all():
         Judgment.objects.create(
-            item=item, kind="human", source="x", external_annotator="x", task_type="pairwise", value={"strength": 2},
+            item=item,
+            kind="human",
+            source="x",
+            external_annotator="x",
+            task_type="pairwise",
+            value={"strength": 2},
         )
     return project
 
 
-def test_it_exports_in_process_and_copies_the_folder(labelled: Any, tmp_path: Path, capsys: Any) -> None:
+def test_it_exports_in_process_and_copies_the_folder(
+    labelled: Any, tmp_path: Path, capsys: Any
+) -> None:
     out = tmp_path / "dataset"
-    call_command("export_dataset", "--project", labelled.slug, "--shape", "dpo", "--format", "jsonl", "--out", str(out))
+    call_command(
+        "export_dataset",
+        "--project",
+        labelled.slug,
+        "--shape",
+        "dpo",
+        "--format",
+        "jsonl",
+        "--out",
+        str(out),
+    )
     assert "5 rows" in capsys.readouterr().out
     rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     assert len(rows) == 5 and (out / "README.md").exists()

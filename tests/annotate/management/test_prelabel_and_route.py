@@ -16,7 +16,9 @@ def test_prelabel_judges_every_item_in_this_process(project: Any, monkeypatch: A
     Judge.objects.create(name="tiny", aspect_mode="overall_only", items_per_task=2)
     use_fake_judge(monkeypatch, FakeJudge())
     out = StringIO()
-    call_command("prelabel", "--project", project.slug, "--judge", "tiny", stdout=out, stderr=StringIO())
+    call_command(
+        "prelabel", "--project", project.slug, "--judge", "tiny", stdout=out, stderr=StringIO()
+    )
     assert "succeeded, 5 judged, 0 failed" in out.getvalue()
     assert Judgment.objects.filter(judge__name="tiny").count() == 5
 
@@ -31,17 +33,52 @@ def test_prelabel_exits_non_zero_when_the_run_fails(project: Any, monkeypatch: A
     Judge.objects.create(name="tiny")
     use_fake_judge(monkeypatch, FakeJudge(broken="cannot load /models/x"))
     with pytest.raises(CommandError, match="cannot load /models/x"):
-        call_command("prelabel", "--project", project.slug, "--judge", "tiny", stdout=StringIO(), stderr=StringIO())
+        call_command(
+            "prelabel",
+            "--project",
+            project.slug,
+            "--judge",
+            "tiny",
+            stdout=StringIO(),
+            stderr=StringIO(),
+        )
 
 
 def test_route_applies_unless_dry_run(project: Any, monkeypatch: Any) -> None:
     Judge.objects.create(name="tiny", aspect_mode="overall_only")
     use_fake_judge(monkeypatch, FakeJudge())
-    call_command("prelabel", "--project", project.slug, "--judge", "tiny", stdout=StringIO(), stderr=StringIO())
+    call_command(
+        "prelabel",
+        "--project",
+        project.slug,
+        "--judge",
+        "tiny",
+        stdout=StringIO(),
+        stderr=StringIO(),
+    )
     out = StringIO()
-    call_command("route", "--project", project.slug, "--policy", "uncertainty", "--budget", "2", "--dry-run", stdout=out)
+    call_command(
+        "route",
+        "--project",
+        project.slug,
+        "--policy",
+        "uncertainty",
+        "--budget",
+        "2",
+        "--dry-run",
+        stdout=out,
+    )
     assert "2 of 5 items to humans" in out.getvalue()
     assert not project.items.filter(route="human").exists()
-    call_command("route", "--project", project.slug, "--policy", "uncertainty", "--budget", "2", stdout=StringIO())
+    call_command(
+        "route",
+        "--project",
+        project.slug,
+        "--policy",
+        "uncertainty",
+        "--budget",
+        "2",
+        stdout=StringIO(),
+    )
     assert project.items.filter(route="human").count() == 2
     assert RoutingRun.objects.filter(status="applied").count() == 1

@@ -27,7 +27,9 @@ def test_starting_a_run_splits_the_items_into_batches_and_enqueues_them_after_co
     project: Any, judge: Judge, monkeypatch: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     sent: list[tuple[int, list[int]]] = []
-    monkeypatch.setattr("models_gpu.tasks.judge_batch.delay", lambda run_id, ids: sent.append((run_id, ids)))
+    monkeypatch.setattr(
+        "models_gpu.tasks.judge_batch.delay", lambda run_id, ids: sent.append((run_id, ids))
+    )
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         run = judging.judge_run_start(project=project, judge=judge)
     assert sent == []  # nothing leaves before the run row is committed
@@ -38,7 +40,9 @@ def test_starting_a_run_splits_the_items_into_batches_and_enqueues_them_after_co
     assert judge in project.judges.all()
 
 
-def test_a_run_stores_both_orders_combined_with_confidence_signals(project: Any, judge: Judge, monkeypatch: Any) -> None:
+def test_a_run_stores_both_orders_combined_with_confidence_signals(
+    project: Any, judge: Judge, monkeypatch: Any
+) -> None:
     use_fake_judge(monkeypatch, FakeJudge())
     run = judging.judge_run_start(project=project, judge=judge, enqueue=False)
     _run_all(run)
@@ -51,7 +55,9 @@ def test_a_run_stores_both_orders_combined_with_confidence_signals(project: Any,
     assert j.raw["order_ab"]["p_first"] == 0.8 and j.raw["order_ba"]["p_second"] == 0.6
 
 
-def test_a_redelivered_batch_writes_and_counts_nothing_twice(project: Any, judge: Judge, monkeypatch: Any) -> None:
+def test_a_redelivered_batch_writes_and_counts_nothing_twice(
+    project: Any, judge: Judge, monkeypatch: Any
+) -> None:
     use_fake_judge(monkeypatch, FakeJudge())
     run = judging.judge_run_start(project=project, judge=judge, enqueue=False)
     batches = judging.judge_run_batches(run)
@@ -77,14 +83,18 @@ def test_one_failing_item_records_its_error_and_does_not_sink_its_batch(
     assert "cannot be judged" in bad.flags["judge_errors"]["tiny"]
 
 
-def test_truncated_inputs_are_flagged_on_the_item(project: Any, judge: Judge, monkeypatch: Any) -> None:
+def test_truncated_inputs_are_flagged_on_the_item(
+    project: Any, judge: Judge, monkeypatch: Any
+) -> None:
     Item.objects.filter(pk=project.items.first().pk).update(prompt="LONG prompt")
     use_fake_judge(monkeypatch, FakeJudge())
     _run_all(judging.judge_run_start(project=project, judge=judge, enqueue=False))
     assert Item.objects.filter(flags__truncated__tiny=True).count() == 1
 
 
-def test_a_bad_configuration_fails_the_run_with_its_message(project: Any, judge: Judge, monkeypatch: Any) -> None:
+def test_a_bad_configuration_fails_the_run_with_its_message(
+    project: Any, judge: Judge, monkeypatch: Any
+) -> None:
     use_fake_judge(monkeypatch, FakeJudge(broken="model path /nope does not exist"))
     run = judging.judge_run_start(project=project, judge=judge, enqueue=False)
     _run_all(run)
@@ -92,7 +102,9 @@ def test_a_bad_configuration_fails_the_run_with_its_message(project: Any, judge:
     assert run.error == "model path /nope does not exist"
 
 
-def test_a_cancelled_run_skips_its_remaining_batches(project: Any, judge: Judge, monkeypatch: Any) -> None:
+def test_a_cancelled_run_skips_its_remaining_batches(
+    project: Any, judge: Judge, monkeypatch: Any
+) -> None:
     fake = use_fake_judge(monkeypatch, FakeJudge())
     run = judging.judge_run_start(project=project, judge=judge, enqueue=False)
     batches = judging.judge_run_batches(run)
@@ -104,19 +116,25 @@ def test_a_cancelled_run_skips_its_remaining_batches(project: Any, judge: Judge,
     assert run.status == JudgeRun.Status.CANCELLED
 
 
-def test_a_second_run_judges_only_items_without_a_verdict(project: Any, judge: Judge, monkeypatch: Any) -> None:
+def test_a_second_run_judges_only_items_without_a_verdict(
+    project: Any, judge: Judge, monkeypatch: Any
+) -> None:
     use_fake_judge(monkeypatch, FakeJudge())
     _run_all(judging.judge_run_start(project=project, judge=judge, enqueue=False))
     with pytest.raises(judging.JudgingError, match="already has"):
         judging.judge_run_start(project=project, judge=judge, enqueue=False)
 
 
-def test_a_new_rubric_version_makes_a_new_prompt_version_to_judge(project: Any, judge: Judge, monkeypatch: Any) -> None:
+def test_a_new_rubric_version_makes_a_new_prompt_version_to_judge(
+    project: Any, judge: Judge, monkeypatch: Any
+) -> None:
     from models_gpu.prompts import DEFAULT_PAIRWISE_TEMPLATE
 
     use_fake_judge(monkeypatch, FakeJudge())
     _run_all(judging.judge_run_start(project=project, judge=judge, enqueue=False))
-    rubric = judging.rubric_update(project=project, template=DEFAULT_PAIRWISE_TEMPLATE + "\nBe strict.")
+    rubric = judging.rubric_update(
+        project=project, template=DEFAULT_PAIRWISE_TEMPLATE + "\nBe strict."
+    )
     run = judging.judge_run_start(project=project, judge=judge, enqueue=False)
     assert (rubric.version, run.prompt_version, run.total) == (1, "rubric-v1", 5)
 
@@ -132,14 +150,20 @@ def test_imported_judges_cannot_be_run(project: Any) -> None:
         judging.judge_run_start(project=project, judge=imported)
 
 
-def test_every_aspect_gets_a_verdict_when_the_judge_asks_per_aspect(project: Any, monkeypatch: Any) -> None:
+def test_every_aspect_gets_a_verdict_when_the_judge_asks_per_aspect(
+    project: Any, monkeypatch: Any
+) -> None:
     judge = Judge.objects.create(name="panel", aspect_mode="per_aspect")
     use_fake_judge(monkeypatch, FakeJudge())
     _run_all(judging.judge_run_start(project=project, judge=judge, enqueue=False))
-    assert set(Judgment.objects.filter(judge=judge).values_list("aspect", flat=True)) == set(project.aspects)
+    assert set(Judgment.objects.filter(judge=judge).values_list("aspect", flat=True)) == set(
+        project.aspects
+    )
 
 
-def test_a_tagging_run_stores_tags_that_the_routing_pool_reads(project: Any, monkeypatch: Any, tmp_path: Any) -> None:
+def test_a_tagging_run_stores_tags_that_the_routing_pool_reads(
+    project: Any, monkeypatch: Any, tmp_path: Any
+) -> None:
     import torch
     from transformers import LlamaForCausalLM
 
@@ -152,7 +176,9 @@ def test_a_tagging_run_stores_tags_that_the_routing_pool_reads(project: Any, mon
     tokenizer = build_tokenizer()
     torch.manual_seed(0)
     folder = save_tiny(tmp_path, LlamaForCausalLM(tiny_config(len(tokenizer))), tokenizer)
-    monkeypatch.setattr(models_gpu, "load_judge", lambda spec: load_judge(JudgeSpec(model=folder)), raising=False)
+    monkeypatch.setattr(
+        models_gpu, "load_judge", lambda spec: load_judge(JudgeSpec(model=folder)), raising=False
+    )
     judge = Judge.objects.create(name="tagger", items_per_task=3)
     run = judging.judge_run_start(project=project, judge=judge, kind="tags", enqueue=False)
     _run_all(run)
@@ -162,8 +188,15 @@ def test_a_tagging_run_stores_tags_that_the_routing_pool_reads(project: Any, mon
     with pytest.raises(judging.JudgingError, match="already has tags"):
         judging.judge_run_start(project=project, judge=judge, kind="tags", enqueue=False)
     Judgment.objects.bulk_create(
-        Judgment(item=i, kind="ai", source="tagger", task_type="pairwise", value={"strength": 1}, judge=judge,
-                 prompt_version="v")
+        Judgment(
+            item=i,
+            kind="ai",
+            source="tagger",
+            task_type="pairwise",
+            value={"strength": 1},
+            judge=judge,
+            prompt_version="v",
+        )
         for i in project.items.all()
     )
     names = routing_pool(project=project).pool.features.categorical_names

@@ -16,15 +16,29 @@ pytestmark = pytest.mark.django_db
 
 def human(item: Item, who: str, value: dict, aspect: str = "overall") -> Judgment:
     return Judgment.objects.create(
-        item=item, aspect=aspect, kind="human", source="imported", external_annotator=who,
-        task_type=item.project.task_type, value=value,
+        item=item,
+        aspect=aspect,
+        kind="human",
+        source="imported",
+        external_annotator=who,
+        task_type=item.project.task_type,
+        value=value,
     )
 
 
-def ai(item: Item, judge: Judge, value: dict, confidence: float | None, aspect: str = "overall") -> Judgment:
+def ai(
+    item: Item, judge: Judge, value: dict, confidence: float | None, aspect: str = "overall"
+) -> Judgment:
     return Judgment.objects.create(
-        item=item, aspect=aspect, kind="ai", source=judge.name, judge=judge, prompt_version="v1",
-        task_type=item.project.task_type, value=value, confidence=confidence,
+        item=item,
+        aspect=aspect,
+        kind="ai",
+        source=judge.name,
+        judge=judge,
+        prompt_version="v1",
+        task_type=item.project.task_type,
+        value=value,
+        confidence=confidence,
     )
 
 
@@ -32,8 +46,12 @@ def ai(item: Item, judge: Judge, value: dict, confidence: float | None, aspect: 
 
 
 def test_pairwise_consensus_is_the_median_strength() -> None:
-    assert consensus_value("pairwise", [{"strength": 2}, {"strength": 1}, {"strength": 2}], k=2) == {"strength": 2}
-    assert consensus_value("pairwise", [{"strength": -1}, {"strength": -2}, {"strength": 1}], k=2) == {"strength": -1}
+    assert consensus_value(
+        "pairwise", [{"strength": 2}, {"strength": 1}, {"strength": 2}], k=2
+    ) == {"strength": 2}
+    assert consensus_value(
+        "pairwise", [{"strength": -1}, {"strength": -2}, {"strength": 1}], k=2
+    ) == {"strength": -1}
 
 
 def test_pairwise_consensus_between_two_grades_rounds_towards_a_tie() -> None:
@@ -93,7 +111,9 @@ def test_one_human_has_no_agreement_measure(project: Any) -> None:
 
 
 def test_items_routed_to_the_ai_take_the_most_confident_panel_verdict(project: Any) -> None:
-    sure, unsure, off_panel = (Judge.objects.create(name=n, backend="imported") for n in ("sure", "unsure", "off"))
+    sure, unsure, off_panel = (
+        Judge.objects.create(name=n, backend="imported") for n in ("sure", "unsure", "off")
+    )
     project.judges.add(sure, unsure)
     item = project.items.get(external_id="1")
     Item.objects.filter(pk=item.pk).update(route="ai")
@@ -130,7 +150,9 @@ def test_human_labels_record_the_ai_confidence_beside_them(project: Any) -> None
     assert (label.source, label.ai_confidence) == ("human", pytest.approx(0.7))
 
 
-def test_recomputing_updates_in_place_and_drops_labels_whose_judgments_are_gone(project: Any) -> None:
+def test_recomputing_updates_in_place_and_drops_labels_whose_judgments_are_gone(
+    project: Any,
+) -> None:
     a, b = project.items.get(external_id="0"), project.items.get(external_id="1")
     human(a, "x", {"strength": 2})
     gone = human(b, "x", {"strength": -2})
@@ -193,7 +215,10 @@ def test_dawid_skene_outvotes_noisy_annotators_that_fool_the_majority(make_proje
 
     def accuracy() -> float:
         return np.mean(
-            [np.sign(v["strength"]) == np.sign(truth[i]) for i, v in FinalLabel.objects.values_list("item_id", "value")]
+            [
+                np.sign(v["strength"]) == np.sign(truth[i])
+                for i, v in FinalLabel.objects.values_list("item_id", "value")
+            ]
         )
 
     final_labels_compute(project=project, method="majority")
@@ -209,6 +234,7 @@ def test_dawid_skene_rates_the_reliable_annotators_highest() -> None:
     obs = []
     for u in range(200):
         t = rng.choice([0, 2])
+
         def noisy(flip: float, t: int = t) -> int:
             return 2 - t if rng.random() < flip else t
 
@@ -246,7 +272,11 @@ def test_gold_accuracy_counts_each_annotator_against_the_gold_label(project: Any
 def test_annotators_are_named_by_username_or_imported_name(project: Any, member: Any) -> None:
     item = project.items.get(external_id="0")
     Judgment.objects.create(
-        item=item, kind="human", source="annotate", annotator=member, task_type="pairwise",
+        item=item,
+        kind="human",
+        source="annotate",
+        annotator=member,
+        task_type="pairwise",
         value={"strength": 1},
     )
     human(item, "ext-person", {"strength": 1})
@@ -290,7 +320,9 @@ def test_pandalm_agreement_matches_the_published_facts(shared_data: Any) -> None
         rows[who][item_id] = s
     ids = sorted(rows["annotator1"])
     matrix = np.array([[rows[w].get(i, np.nan) for i in ids] for w in HUMANS], dtype=float)
-    expected = krippendorff.alpha(reliability_data=matrix, level_of_measurement="ordinal", value_domain=[-2, -1, 0, 1, 2])
+    expected = krippendorff.alpha(
+        reliability_data=matrix, level_of_measurement="ordinal", value_domain=[-2, -1, 0, 1, 2]
+    )
     assert report.alpha["overall"] == pytest.approx(expected, abs=1e-3)
     assert 0.5 < report.alpha["overall"] < 1.0
     assert len(report.kappas) == 3
@@ -311,19 +343,49 @@ def test_ai_labels_of_unrouted_items_are_corrected_from_the_human_labels_collect
     for i in range(120):
         same = i % 2 == 0
         text_b = f"Answer {i} is forty-two." if same else f"I refuse to answer question {i} at all."
-        responses = [{"model": "m1", "text": f"Answer {i} is forty-two."}, {"model": "m2", "text": text_b}]
+        responses = [
+            {"model": "m1", "text": f"Answer {i} is forty-two."},
+            {"model": "m2", "text": text_b},
+        ]
         routed = i < 60
         item = Item.objects.create(
-            project=project, external_id=str(i), content_hash=hash_content("q", responses), prompt=f"Question {i}?",
-            responses=responses, route="human" if routed else "ai", human_assigned=int(routed), human_done=int(routed),
+            project=project,
+            external_id=str(i),
+            content_hash=hash_content("q", responses),
+            prompt=f"Question {i}?",
+            responses=responses,
+            route="human" if routed else "ai",
+            human_assigned=int(routed),
+            human_done=int(routed),
         )
-        Judgment.objects.create(item=item, kind="ai", source="panel", task_type="pairwise", value={"strength": 1},
-                                judge=judge, prompt_version="imported", confidence=0.9)
+        Judgment.objects.create(
+            item=item,
+            kind="ai",
+            source="panel",
+            task_type="pairwise",
+            value={"strength": 1},
+            judge=judge,
+            prompt_version="imported",
+            confidence=0.9,
+        )
         if routed:
-            assignment = Assignment.objects.create(project=project, item=item, annotator=owner, status="submitted",
-                                                   presentation_order=[0, 1], expires_at=Assignment.expiry_from_now(project))
-            Judgment.objects.create(item=item, kind="human", source="annotate", task_type="pairwise", annotator=owner,
-                                    assignment=assignment, value={"strength": 0 if same else 1})
+            assignment = Assignment.objects.create(
+                project=project,
+                item=item,
+                annotator=owner,
+                status="submitted",
+                presentation_order=[0, 1],
+                expires_at=Assignment.expiry_from_now(project),
+            )
+            Judgment.objects.create(
+                item=item,
+                kind="human",
+                source="annotate",
+                task_type="pairwise",
+                annotator=owner,
+                assignment=assignment,
+                value={"strength": 0 if same else 1},
+            )
     summary = final_labels_compute(project=project)
     aspect = project.aspects[0]
     unrouted = FinalLabel.objects.filter(item__project=project, item__route="ai", aspect=aspect)

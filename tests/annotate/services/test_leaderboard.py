@@ -20,15 +20,26 @@ def item(project: Any, n: int, models: list[str]) -> Item:
     prompt = f"prompt {n}"
     responses = [{"model": m, "text": f"{m} says {n}"} for m in models]
     return Item.objects.create(
-        project=project, external_id=str(n), content_hash=hash_content(prompt, responses),
-        prompt=prompt, responses=responses,
+        project=project,
+        external_id=str(n),
+        content_hash=hash_content(prompt, responses),
+        prompt=prompt,
+        responses=responses,
     )
 
 
-def judge(item: Item, value: dict, kind: str = "human", who: str = "x", ai: Judge | None = None) -> None:
+def judge(
+    item: Item, value: dict, kind: str = "human", who: str = "x", ai: Judge | None = None
+) -> None:
     Judgment.objects.create(
-        item=item, kind=kind, source=who, external_annotator="" if ai else who, judge=ai,
-        prompt_version="v1" if ai else "", task_type=item.project.task_type, value=value,
+        item=item,
+        kind=kind,
+        source=who,
+        external_annotator="" if ai else who,
+        judge=ai,
+        prompt_version="v1" if ai else "",
+        task_type=item.project.task_type,
+        value=value,
     )
 
 

@@ -18,8 +18,13 @@ def judged(make_project: Any) -> Any:
     for i, item in enumerate(project.items.order_by("pk")):
         for judge, strength in ((gpt, 1), (pl, 1 if i < 15 else -1)):
             Judgment.objects.create(
-                item=item, kind="ai", source=judge.name, task_type="pairwise", value={"strength": strength},
-                judge=judge, prompt_version="imported",
+                item=item,
+                kind="ai",
+                source=judge.name,
+                task_type="pairwise",
+                value={"strength": strength},
+                judge=judge,
+                prompt_version="imported",
             )
     return project
 
@@ -50,15 +55,22 @@ def test_the_budget_counts_judgments_times_overlap(judged: Any) -> None:
 
 
 def test_a_money_budget_buys_judgments_at_their_cost(judged: Any) -> None:
-    run = routing.routing_preview(project=judged, policy="random", budget=3.0, budget_kind="money", cost_per_judgment=0.5)
+    run = routing.routing_preview(
+        project=judged, policy="random", budget=3.0, budget_kind="money", cost_per_judgment=0.5
+    )
     assert run.human_items == 6
 
 
 def test_rerouting_never_takes_back_an_item_an_annotator_started(judged: Any, owner: Any) -> None:
-    routing.routing_apply(run=routing.routing_preview(project=judged, policy="uncertainty", budget=5))
+    routing.routing_apply(
+        run=routing.routing_preview(project=judged, policy="uncertainty", budget=5)
+    )
     started = judged.items.get(external_id="16")
     Assignment.objects.create(
-        project=judged, item=started, annotator=owner, presentation_order=[0, 1],
+        project=judged,
+        item=started,
+        annotator=owner,
+        presentation_order=[0, 1],
         expires_at=Assignment.expiry_from_now(judged),
     )
     Item.objects.filter(pk=started.pk).update(human_assigned=1)

@@ -24,7 +24,11 @@ def export_dir(settings: Any, tmp_path: Path) -> Path:
 def labelled(project: Any) -> Any:
     for item in project.items.all():
         Judgment.objects.create(
-            item=item, kind="human", source="x", external_annotator="x", task_type="pairwise",
+            item=item,
+            kind="human",
+            source="x",
+            external_annotator="x",
+            task_type="pairwise",
             value={"strength": 1},
         )
     return project
@@ -32,7 +36,9 @@ def labelled(project: Any) -> Any:
 
 @pytest.fixture
 def done(labelled: Any) -> Export:
-    export = service.export_create(project=labelled, shape="dpo", file_format="jsonl", enqueue=False)
+    export = service.export_create(
+        project=labelled, shape="dpo", file_format="jsonl", enqueue=False
+    )
     return service.export_run(export=service.export_claim(export_id=export.pk))
 
 
@@ -46,7 +52,11 @@ def test_the_page_shows_the_form_and_the_exports(client: Any, owner: Any, done: 
 
 
 def test_starting_an_export_queues_it_after_commit(
-    client: Any, owner: Any, labelled: Any, django_capture_on_commit_callbacks: Any, monkeypatch: Any
+    client: Any,
+    owner: Any,
+    labelled: Any,
+    django_capture_on_commit_callbacks: Any,
+    monkeypatch: Any,
 ) -> None:
     queued: list[int] = []
     monkeypatch.setattr(service, "_enqueue", queued.append)
@@ -54,7 +64,13 @@ def test_starting_an_export_queues_it_after_commit(
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
             reverse("exports", args=[labelled.slug]),
-            {"shape": "reward", "file_format": "parquet", "source": "human", "test_fraction": "0.2", "keep_ties": "on"},
+            {
+                "shape": "reward",
+                "file_format": "parquet",
+                "source": "human",
+                "test_fraction": "0.2",
+                "keep_ties": "on",
+            },
         )
     assert response.status_code == 302
     export = Export.objects.get()
@@ -65,17 +81,25 @@ def test_starting_an_export_queues_it_after_commit(
 
 def test_invalid_options_redisplay_the_form(client: Any, owner: Any, labelled: Any) -> None:
     client.force_login(owner)
-    response = client.post(reverse("exports", args=[labelled.slug]), {"shape": "sft", "file_format": "jsonl"})
+    response = client.post(
+        reverse("exports", args=[labelled.slug]), {"shape": "sft", "file_format": "jsonl"}
+    )
     assert response.status_code == 200
     assert not Export.objects.exists()
 
 
-def test_the_list_partial_stops_polling_when_nothing_runs(client: Any, owner: Any, done: Export) -> None:
+def test_the_list_partial_stops_polling_when_nothing_runs(
+    client: Any, owner: Any, done: Export
+) -> None:
     client.force_login(owner)
-    response = client.get(reverse("export_list", args=[done.project.slug]), headers={"HX-Request": "true"})
+    response = client.get(
+        reverse("export_list", args=[done.project.slug]), headers={"HX-Request": "true"}
+    )
     assert response.status_code == 286
     Export.objects.filter(pk=done.pk).update(status="running")
-    response = client.get(reverse("export_list", args=[done.project.slug]), headers={"HX-Request": "true"})
+    response = client.get(
+        reverse("export_list", args=[done.project.slug]), headers={"HX-Request": "true"}
+    )
     assert response.status_code == 200
     assert 'hx-trigger="every 1s"' in response.content.decode()
 
@@ -89,7 +113,9 @@ def test_the_detail_page_shows_the_card_and_files(client: Any, owner: Any, done:
 
 def test_a_file_downloads(client: Any, owner: Any, done: Export) -> None:
     client.force_login(owner)
-    response = client.get(reverse("export_download", args=[done.project.slug, done.pk, "train.jsonl"]))
+    response = client.get(
+        reverse("export_download", args=[done.project.slug, done.pk, "train.jsonl"])
+    )
     assert response.status_code == 200
     assert b"".join(response.streaming_content).count(b"\n") == 5
     assert "attachment" in response["Content-Disposition"]
@@ -98,7 +124,12 @@ def test_a_file_downloads(client: Any, owner: Any, done: Export) -> None:
 def test_a_name_outside_the_export_is_not_found(client: Any, owner: Any, done: Export) -> None:
     client.force_login(owner)
     for name in ("../../../etc/passwd", "nope.jsonl"):
-        assert client.get(reverse("export_download", args=[done.project.slug, done.pk, name])).status_code == 404
+        assert (
+            client.get(
+                reverse("export_download", args=[done.project.slug, done.pk, name])
+            ).status_code
+            == 404
+        )
 
 
 def test_the_zip_holds_every_file(client: Any, owner: Any, done: Export) -> None:
@@ -112,7 +143,12 @@ def test_the_zip_holds_every_file(client: Any, owner: Any, done: Export) -> None
 def test_researchers_can_download(client: Any, member: Any, set_role: Any, done: Export) -> None:
     set_role(done.project, member, "researcher")
     client.force_login(member)
-    assert client.get(reverse("export_download", args=[done.project.slug, done.pk, "train.jsonl"])).status_code == 200
+    assert (
+        client.get(
+            reverse("export_download", args=[done.project.slug, done.pk, "train.jsonl"])
+        ).status_code
+        == 200
+    )
 
 
 @pytest.mark.parametrize(
@@ -135,7 +171,9 @@ def test_annotators_are_forbidden_and_outsiders_see_nothing(
     assert client.get(target).status_code == 404
 
 
-def test_an_export_of_another_project_is_not_found(client: Any, owner: Any, done: Export, make_project: Any) -> None:
+def test_an_export_of_another_project_is_not_found(
+    client: Any, owner: Any, done: Export, make_project: Any
+) -> None:
     other = make_project("other")
     client.force_login(owner)
     assert client.get(reverse("export_detail", args=[other.slug, done.pk])).status_code == 404
@@ -151,11 +189,15 @@ def test_delete_removes_the_export_and_its_files(client: Any, owner: Any, done: 
 
 def test_delete_forbids_annotators(client: Any, member: Any, done: Export) -> None:
     client.force_login(member)
-    assert client.post(reverse("export_delete", args=[done.project.slug, done.pk])).status_code == 403
+    assert (
+        client.post(reverse("export_delete", args=[done.project.slug, done.pk])).status_code == 403
+    )
     assert Export.objects.exists()
 
 
-def test_the_project_page_links_researchers_to_the_new_pages(client: Any, owner: Any, member: Any, project: Any) -> None:
+def test_the_project_page_links_researchers_to_the_new_pages(
+    client: Any, owner: Any, member: Any, project: Any
+) -> None:
     client.force_login(owner)
     html = client.get(reverse("project", args=[project.slug])).content.decode()
     for name in ("quality", "leaderboard", "exports"):

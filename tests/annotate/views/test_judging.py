@@ -28,16 +28,26 @@ def test_a_researcher_starts_a_run_and_sees_its_progress(
     assert poll.status_code == 200 and b"0 judged" in poll.content and b"every 1s" in poll.content
 
 
-def test_polling_stops_when_no_run_is_active(client: Any, owner: Any, project: Any, judge: Judge) -> None:
-    JudgeRun.objects.create(project=project, judge=judge, prompt_version="v", status="succeeded", total=1, done=1)
+def test_polling_stops_when_no_run_is_active(
+    client: Any, owner: Any, project: Any, judge: Judge
+) -> None:
+    JudgeRun.objects.create(
+        project=project, judge=judge, prompt_version="v", status="succeeded", total=1, done=1
+    )
     client.force_login(owner)
     assert client.get(f"/p/{project.slug}/judges/runs/", HTTP_HX_REQUEST="true").status_code == 286
 
 
-def test_the_cancel_button_cancels_a_running_run(client: Any, owner: Any, project: Any, judge: Judge) -> None:
-    run = JudgeRun.objects.create(project=project, judge=judge, prompt_version="v", status="running", total=4)
+def test_the_cancel_button_cancels_a_running_run(
+    client: Any, owner: Any, project: Any, judge: Judge
+) -> None:
+    run = JudgeRun.objects.create(
+        project=project, judge=judge, prompt_version="v", status="running", total=4
+    )
     client.force_login(owner)
-    response = client.post(f"/p/{project.slug}/judges/runs/{run.pk}/cancel/", HTTP_HX_REQUEST="true")
+    response = client.post(
+        f"/p/{project.slug}/judges/runs/{run.pk}/cancel/", HTTP_HX_REQUEST="true"
+    )
     run.refresh_from_db()
     assert response.status_code == 200 and run.status == JudgeRun.Status.CANCELLED
 
@@ -52,7 +62,9 @@ def test_saving_the_judge_prompt_makes_a_new_version(client: Any, owner: Any, pr
 
 def test_a_prompt_missing_a_placeholder_is_not_saved(client: Any, owner: Any, project: Any) -> None:
     client.force_login(owner)
-    response = client.post(f"/p/{project.slug}/judges/prompt/", {"template": "{prompt} {response_a}"}, follow=True)
+    response = client.post(
+        f"/p/{project.slug}/judges/prompt/", {"template": "{prompt} {response_a}"}, follow=True
+    )
     assert b"Not saved" in response.content and not Rubric.objects.exists()
 
 

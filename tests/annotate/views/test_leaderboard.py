@@ -14,7 +14,11 @@ pytestmark = pytest.mark.django_db
 def rated(project: Any) -> Any:
     for item in project.items.all():
         Judgment.objects.create(
-            item=item, kind="human", source="x", external_annotator="x", task_type="pairwise",
+            item=item,
+            kind="human",
+            source="x",
+            external_annotator="x",
+            task_type="pairwise",
             value={"strength": 2},
         )
     return project

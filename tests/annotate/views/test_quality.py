@@ -17,12 +17,23 @@ def judged(project: Any) -> Any:
     for item in project.items.all():
         for who, s in (("ann-a", 2), ("ann-b", 1 if item.external_id != "0" else -2)):
             Judgment.objects.create(
-                item=item, kind="human", source=who, external_annotator=who, task_type="pairwise",
-                value={"strength": s}, time_spent_ms=4000,
+                item=item,
+                kind="human",
+                source=who,
+                external_annotator=who,
+                task_type="pairwise",
+                value={"strength": s},
+                time_spent_ms=4000,
             )
         Judgment.objects.create(
-            item=item, kind="ai", source="gpt-judge", judge=judge, prompt_version="v1",
-            task_type="pairwise", value={"strength": 1}, confidence=0.8,
+            item=item,
+            kind="ai",
+            source="gpt-judge",
+            judge=judge,
+            prompt_version="v1",
+            task_type="pairwise",
+            value={"strength": 1},
+            confidence=0.8,
         )
     return project
 
@@ -31,7 +42,9 @@ def url(project: Any) -> str:
     return reverse("quality", args=[project.slug])
 
 
-def test_it_shows_agreement_annotators_judges_and_charts(client: Any, owner: Any, judged: Any) -> None:
+def test_it_shows_agreement_annotators_judges_and_charts(
+    client: Any, owner: Any, judged: Any
+) -> None:
     from annotate.services.labels import final_labels_compute
 
     final_labels_compute(project=judged)
@@ -78,7 +91,9 @@ def test_it_requires_login(client: Any, judged: Any) -> None:
 
 def test_compute_writes_final_labels_and_says_so(client: Any, owner: Any, judged: Any) -> None:
     client.force_login(owner)
-    response = client.post(reverse("quality_compute", args=[judged.slug]), {"method": "dawid_skene"}, follow=True)
+    response = client.post(
+        reverse("quality_compute", args=[judged.slug]), {"method": "dawid_skene"}, follow=True
+    )
     assert response.status_code == 200
     assert FinalLabel.objects.filter(item__project=judged).count() == 5
     assert set(FinalLabel.objects.values_list("method", flat=True)) == {"dawid_skene"}
@@ -87,7 +102,9 @@ def test_compute_writes_final_labels_and_says_so(client: Any, owner: Any, judged
 
 def test_compute_refuses_an_unknown_method(client: Any, owner: Any, judged: Any) -> None:
     client.force_login(owner)
-    response = client.post(reverse("quality_compute", args=[judged.slug]), {"method": "vibes"}, follow=True)
+    response = client.post(
+        reverse("quality_compute", args=[judged.slug]), {"method": "vibes"}, follow=True
+    )
     assert "not one of" in response.content.decode()
     assert not FinalLabel.objects.exists()
 
