@@ -14,6 +14,7 @@ Shapes (indices are canonical response positions, 0-based):
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,3 +157,27 @@ def pairwise_from_probability(p_a: float, p_tie: float = 0.0, *, allow_ties: boo
     if share_a < 0.5:
         return -1
     return 0 if allow_ties else 1
+
+
+def describe(task_type: str, value: dict, *, scale_labels: list[str] | None = None) -> str:
+    """A verdict in words, for people: "B is slightly better", "C > A > B = D", "best A, worst C".
+
+    Responses are named by canonical position (A = the first response).
+    """
+    letters = "ABCDEFGHIJKLMNOP"
+    try:
+        if task_type == PAIRWISE:
+            labels = scale_labels or DEFAULT_SCALE_LABELS
+            return labels[PAIRWISE_STRENGTHS.index(int(value["strength"]))]
+        if task_type == RANKING:
+            ranks = value["ranks"]
+            order = sorted(range(len(ranks)), key=lambda i: (ranks[i], i))
+            text = letters[order[0]]
+            for prev, cur in itertools.pairwise(order):
+                text += (" = " if ranks[cur] == ranks[prev] else " > ") + letters[cur]
+            return text
+        if task_type == KWISE:
+            return f"best {letters[value['best']]}, worst {letters[value['worst']]}"
+    except (KeyError, IndexError, TypeError, ValueError):
+        pass
+    return str(value)

@@ -877,8 +877,10 @@ def _kappas(
 def disputed_items(*, project: Project, limit: int = 20) -> list[dict]:
     """The human-labelled items whose annotators agreed least, with how each of them voted."""
     labels = list(
+        # Only real disputes: an item whose annotators all agreed is not "disputed", however
+        # few disputes the project has.
         FinalLabel.objects.filter(
-            item__project=project, source=FinalLabel.Source.HUMAN, agreement__isnull=False
+            item__project=project, source=FinalLabel.Source.HUMAN, agreement__lt=1.0
         )
         .order_by("agreement", "-num_humans", "item_id")
         .values(

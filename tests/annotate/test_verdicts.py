@@ -171,3 +171,16 @@ def test_swapping_flips_the_sign_with_a_tie_probability_too(a: int, t: int) -> N
             assert forward == -swapped
         else:
             assert forward == swapped == 1  # no tie allowed: an exact split leans to A by rule
+
+
+def test_verdicts_are_described_in_words_for_each_task_type() -> None:
+    from annotate.verdicts import describe
+
+    assert describe("pairwise", {"strength": -1}) == "B is slightly better"
+    assert (
+        describe("pairwise", {"strength": 2}, scale_labels=["a≫b", "a>b", "=", "b>a", "b≫a"])
+        == "a≫b"
+    )
+    assert describe("ranking", {"ranks": [2, 1, 3, 2]}) == "B > A = D > C"
+    assert describe("kwise", {"best": 3, "worst": 0}) == "best D, worst A"
+    assert describe("pairwise", {"nonsense": 1}) == "{'nonsense': 1}"  # never breaks a page

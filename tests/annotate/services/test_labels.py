@@ -283,15 +283,20 @@ def test_annotators_are_named_by_username_or_imported_name(project: Any, member:
     assert {a.name for a in quality_report(project=project).annotators} == {"member", "ext-person"}
 
 
-def test_disputed_items_list_the_least_agreed_first_with_the_votes(project: Any) -> None:
+def test_disputed_items_list_only_real_disputes_least_agreed_first_with_the_votes(
+    project: Any,
+) -> None:
     split, agreed = project.items.get(external_id="0"), project.items.get(external_id="1")
+    mostly = project.items.get(external_id="2")
     for who, s in (("x", 2), ("y", -2), ("z", 1)):
         human(split, who, {"strength": s})
+    for who, s in (("w", 1), ("x", 1), ("y", 1), ("z", -1)):
+        human(mostly, who, {"strength": s})
     for who in ("x", "y"):
         human(agreed, who, {"strength": 1})
     final_labels_compute(project=project)
     disputed = labels.disputed_items(project=project)
-    assert [d["external_id"] for d in disputed] == ["0", "1"]
+    assert [d["external_id"] for d in disputed] == ["0", "2"]  # "1" is agreed, not disputed
     assert sorted(v["strength"] for v in disputed[0]["votes"]) == [-2, 1, 2]
 
 
