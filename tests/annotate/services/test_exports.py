@@ -316,3 +316,164 @@ def test_the_zip_stream_holds_every_file(labelled: Any) -> None:
     names = zipfile.ZipFile(io.BytesIO(data)).namelist()
     assert "README.md" in names and "dataset_dict.json" in names
     assert sorted(names) == sorted(f["name"] for f in export.files)
+
+
+# --- PostgreSQL COPY fast path for raw JSONL ------------------------------------------------------
+
+TRICKY = 'quote " backslash \\ slash / newline \n tab \t cr \r bell \x07 unit \x1f é ü 中文 😀 \\n \\"'
+
+
+@pytest.fixture
+def on_postgres() -> None:
+    from django.conf import settings
+    from django.db import connection
+
+    from tests.conftest import need_service
+
+    db = settings.DATABASES["default"]
+    if connection.vendor != "postgresql":
+        pytest.skip("the COPY fast path runs on PostgreSQL only")
+    need_service("PostgreSQL", db.get("HOST") or "127.0.0.1", int(db.get("PORT") or 5432))
+
+
+@pytest.fixture
+def tricky(project: Any, member: Any) -> Any:
+    """Judgments of every kind with strings that JSON and COPY escape: quotes, backslashes,
+    newlines, tabs, control characters, non-ASCII; a chat prompt; empty and missing fields."""
+    chat = [{"role": "system", "content": TRICKY}, {"content": "no role"}, {"role": "user"}]
+    Item.objects.create(
+        project=project, external_id=f"chat {TRICKY}", content_hash=hash_content("chat", []),
+        prompt=chat, responses=[{"model": "m\\1", "text": TRICKY}, {"text": ""}],
+    )
+    Item.objects.filter(project=project, external_id="1").update(
+        prompt=TRICKY, responses=[{"model": "é", "text": "a\nb"}, {"model": "x", "text": None}]
+    )
+    judge = Judge.objects.create(name=f"judge {TRICKY}", backend="imported")
+    for n, item in enumerate(project.items.order_by("pk")):
+        human(item, f"ext {TRICKY}" if n % 2 else "plain", {"strength": n % 5 - 2})
+        human(item, "", {"strength": 1}, aspect="harmlessness", user=member)
+        Judgment.objects.create(
+            item=item, kind="ai", source=f"src {TRICKY}", judge=judge, prompt_version=TRICKY[:40],
+            task_type="pairwise", value={"strength": -1, "note": TRICKY},
+            probabilities={"a": 0.7, "b": 0.2, "tie": 0.1} if n % 2 else None,
+            confidence=[1.0, 0.1, None, 1e-7, 0.0, 0.333333333333][n % 6],
+            signals={"margin": 0.25, "t": TRICKY} if n % 3 else {},
+            rationale=TRICKY, confidence_label="high", time_spent_ms=None if n % 2 else 5,
+        )
+    return project
+
+
+def both_paths(project: Any, monkeypatch: Any, **filters: Any) -> tuple[bytes, bytes, Export, Export]:
+    fast = run(project, "raw", **filters)
+    with monkeypatch.context() as m:
+        m.setattr(exports, "raw_jsonl_fast_path", lambda *a: False)
+        slow = run(project, "raw", **filters)
+    return (
+        (Path(fast.path) / "train.jsonl").read_bytes(),
+        (Path(slow.path) / "train.jsonl").read_bytes(),
+        fast,
+        slow,
+    )
+
+
+def assert_same_rows(fast: bytes, slow: bytes) -> list[dict]:
+    fast_lines, slow_lines = fast.splitlines(), slow.splitlines()
+    assert len(fast_lines) == len(slow_lines) > 0
+    for f, s in zip(fast_lines, slow_lines, strict=True):
+        f_row, s_row = json.loads(f), json.loads(s)
+        assert f_row == s_row
+        assert list(f_row) == list(s_row)  # same keys in the same order
+        for key, value in s_row.items():  # 1.0 stays a float, not the integer 1
+            assert type(f_row[key]) is type(value), key
+    return [json.loads(line) for line in slow_lines]
+
+
+def test_copy_fast_path_writes_the_same_rows_as_the_python_path(
+    tricky: Any, on_postgres: None, monkeypatch: Any
+) -> None:
+    calls: list[int] = []
+    real = exports._raw_jsonl_copy
+    monkeypatch.setattr(exports, "_raw_jsonl_copy", lambda *a, **k: calls.append(1) or real(*a, **k))
+    fast, slow, fast_export, slow_export = both_paths(tricky, monkeypatch)
+    assert calls == [1]  # the fast run went through COPY (the slow one is patched off)
+    rows = assert_same_rows(fast, slow)
+    assert fast.endswith(b"\n") and fast.count(b"\n") == len(rows)
+    assert any(TRICKY in r["prompt"] for r in rows) and any(TRICKY in r["item_id"] for r in rows)
+    # Everything but float spelling is byte-identical (PostgreSQL and orjson escape alike).
+    assert fast.replace(b"1e-07", b"1e-7") == slow
+    assert fast_export.rows == slow_export.rows == fast_export.total == len(rows)
+    assert fast_export.processed == len(rows)
+    for key in ("rows", "judgments_by_kind", "aspects", "annotators", "judge_judgments"):
+        assert fast_export.stats[key] == slow_export.stats[key], key
+
+
+def test_copy_fast_path_pseudonyms_are_the_python_ones(tricky: Any, on_postgres: None, monkeypatch: Any) -> None:
+    fast, _, _, _ = both_paths(tricky, monkeypatch)
+    rows = [json.loads(line) for line in fast.splitlines()]
+    humans = [r for r in rows if r["kind"] == "human"]
+    expected = {
+        exports.pseudonym(project=tricky, key=k) for k in ("ext:plain", f"ext:ext {TRICKY}")
+    } | {exports.pseudonym(project=tricky, key=f"user:{Judgment.objects.filter(annotator__isnull=False).first().annotator_id}")}
+    assert {r["annotator"] for r in humans} == expected
+    assert all(r["annotator"] is None for r in rows if r["kind"] == "ai")
+    assert f"ext {TRICKY}".encode() not in fast
+
+
+@pytest.mark.parametrize("filters", [{"source": "human"}, {"source": "ai"}, {"aspect": "harmlessness"}])
+def test_copy_fast_path_respects_filters(
+    tricky: Any, on_postgres: None, monkeypatch: Any, filters: dict
+) -> None:
+    fast, slow, fast_export, _ = both_paths(tricky, monkeypatch, **filters)
+    rows = assert_same_rows(fast, slow)
+    if "source" in filters:
+        assert {r["kind"] for r in rows} == {filters["source"]}
+    else:
+        assert {r["aspect"] for r in rows} == {"harmlessness"}
+    assert fast_export.rows == len(rows)
+
+
+def test_copy_fast_path_leaves_out_other_projects(
+    tricky: Any, make_project: Any, on_postgres: None, monkeypatch: Any
+) -> None:
+    other = make_project("other", items=3)
+    for n, item in enumerate(other.items.all()):  # ids interleaved with the tricky project's
+        human(item, "someone", {"strength": 1})
+        human(tricky.items.first(), f"late-{n}", {"strength": 0})
+    monkeypatch.setattr(exports, "COPY_BATCH", 3)
+    fast, slow, _, _ = both_paths(tricky, monkeypatch)
+    rows = assert_same_rows(fast, slow)
+    assert not {r["item_id"] for r in rows} & set(other.items.values_list("external_id", flat=True)) - set(
+        tricky.items.values_list("external_id", flat=True)
+    )
+    assert len(rows) == Judgment.objects.filter(item__project=tricky).count()
+
+
+def test_copy_fast_path_spans_several_batches(tricky: Any, on_postgres: None, monkeypatch: Any) -> None:
+    monkeypatch.setattr(exports, "COPY_BATCH", 2)
+    fast, slow, fast_export, _ = both_paths(tricky, monkeypatch)
+    rows = assert_same_rows(fast, slow)
+    assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
+    assert fast_export.processed == fast_export.rows == len(rows)
+
+
+def test_copy_fast_path_odd_items_and_a_test_split(tricky: Any, on_postgres: None, monkeypatch: Any) -> None:
+    # Item text is made by the Python path's own code, whatever the prompt's shape.
+    Item.objects.filter(project=tricky, external_id="2").update(prompt=[{"role": None, "content": 5}])
+    fast_export = run(tricky, "raw", test_fraction=0.5, split_seed="s")
+    with monkeypatch.context() as m:
+        m.setattr(exports, "raw_jsonl_fast_path", lambda *a: False)
+        slow_export = run(tricky, "raw", test_fraction=0.5, split_seed="s")
+    sizes = {}
+    for split in ("train", "test"):
+        fast = (Path(fast_export.path) / f"{split}.jsonl").read_bytes()
+        slow = (Path(slow_export.path) / f"{split}.jsonl").read_bytes()
+        sizes[split] = len(assert_same_rows(fast, slow))
+    assert all(sizes.values())  # both sides hold rows
+    assert fast_export.stats["rows"] == slow_export.stats["rows"] == sizes
+    rows = read_jsonl(fast_export, "train") + read_jsonl(fast_export, "test")
+    assert any(r["prompt"] == "None: 5" for r in rows)
+
+
+def test_only_raw_jsonl_takes_the_fast_path(tricky: Any) -> None:
+    assert not exports.raw_jsonl_fast_path("raw", "parquet", exports.ExportOptions())
+    assert not exports.raw_jsonl_fast_path("dpo", "jsonl", exports.ExportOptions())
