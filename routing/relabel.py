@@ -121,6 +121,10 @@ class LabelModel:
         return _softmax(ai_log_prior(pool, prior_strength) + x @ self.coef)
 
 
+# Below this many human labels the label model returns the AI labels unchanged (cold start).
+MIN_LABELS = 30
+
+
 def ai_log_prior(
     pool: RoutingPool, strength: float = 0.8, *, label_weight: float = LABEL_WEIGHT
 ) -> np.ndarray:
@@ -266,7 +270,7 @@ def fit_label_model(
     pool: RoutingPool,
     state: RoutingState,
     *,
-    min_labels: int = 30,
+    min_labels: int = MIN_LABELS,
     l2: float | None = None,
     prior_strength: float = 0.8,
     folds: int = 5,
@@ -351,7 +355,7 @@ def relabel_ai_labels(
     pool: RoutingPool,
     state: RoutingState,
     *,
-    min_labels: int = 30,
+    min_labels: int = MIN_LABELS,
     l2: float | None = None,
     prior_strength: float = 0.8,
     seed: int = 0,
@@ -401,7 +405,9 @@ class CorrectedPolicy(Policy):
     name = "corrected"
     version = "1"
 
-    def __init__(self, *, seed: int = 0, min_labels: int = 30, explore: float = 0.1) -> None:
+    def __init__(
+        self, *, seed: int = 0, min_labels: int = MIN_LABELS, explore: float = 0.1
+    ) -> None:
         super().__init__(seed=seed)
         if not 0.0 <= explore <= 1.0:
             raise ValueError("explore must be within [0, 1]")

@@ -436,8 +436,22 @@ def learned_ai_labels(*, project: Project) -> dict[tuple[int, str], tuple[int, f
     """
     import routing
     from annotate.services.routing import RoutingError, routing_pool
+    from routing.relabel import MIN_LABELS
 
     if project.task_type != TaskType.PAIRWISE:
+        return {}
+    aspect = project.aspects[0] if project.aspects else "overall"
+    # A cheap count first: below the model's minimum it would return the AI labels unchanged,
+    # and building the pool reads every item's text.
+    collected = (
+        Judgment.objects.filter(
+            item__project=project, kind=Judgment.Kind.HUMAN, aspect=aspect, assignment__isnull=False
+        )
+        .values("item_id")
+        .distinct()
+        .count()
+    )
+    if collected < MIN_LABELS:
         return {}
     try:
         pp = routing_pool(project=project)
@@ -447,7 +461,6 @@ def learned_ai_labels(*, project: Project) -> dict[tuple[int, str], tuple[int, f
     result = routing.relabel_ai_labels(pp.pool, state)
     if not result.fitted:
         return {}
-    aspect = project.aspects[0] if project.aspects else "overall"
     return {
         (int(pp.item_ids[i]), aspect): (int(result.labels[i]), float(result.confidence[i]))
         for i in np.flatnonzero(result.changed & ~pp.started)

@@ -84,6 +84,8 @@ _SETTINGS_VARIABLES = {
     "CELERY_TASK_ALWAYS_EAGER",
     "IMPORT_MAX_BYTES",
     "DJANGO_SETTINGS_MODULE",
+    # Set by tests/browser for Playwright's event loop; a deployment must never have it.
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
 }
 
 

@@ -69,5 +69,8 @@ def test_it_refuses_bad_options_and_unknown_projects(labelled: Any) -> None:
 
 def test_compute_labels_prints_a_summary(labelled: Any, capsys: Any) -> None:
     call_command("compute_labels", "--project", labelled.slug, "--method", "dawid_skene")
-    assert "5 final labels (5 human, 0 AI) by dawid_skene" in capsys.readouterr().out
+    assert (
+        "5 final labels (5 human, 0 AI, 0 AI labels corrected from human labels) by dawid_skene"
+        in (capsys.readouterr().out)
+    )
     assert FinalLabel.objects.count() == 5
