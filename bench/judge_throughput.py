@@ -108,6 +108,8 @@ def main() -> None:
     print(f"speed-up (pairs/s): {naive_s / batched_s:.2f}x  load_avg_now={os.getloadavg()[0]:.1f}")
 
     few = items[: args.aspect_items]
+    if not few:
+        return  # --aspect-items 0: skip the per-aspect cost comparison
     one_s, _ = batched_judge(judge, few, aspects=("overall",))
     four_s, _ = batched_judge(
         judge, few, aspects=("overall", "helpfulness", "truthfulness", "harmlessness")
