@@ -12,6 +12,7 @@ aspect only (`aspect_aware = False`), rather than copying one score into aspects
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -66,7 +67,10 @@ def verdict_from_scores(
     return ranking_from_scores(aspect, scores, method=method, temperature=temperature)
 
 
-class _ScoringJudge:
+class _ScoringJudge(ABC):
+    """Judges that score each response on its own (no position bias): one score per response,
+    turned into p(A≻B) = σ((r_A − r_B) / temperature), or a ranking for K > 2."""
+
     aspect_aware = False
     method = "score"
 
@@ -170,11 +174,13 @@ class _ScoringJudge:
         # transpose to [model][response]
         return [[encoded[k][m] for k in range(len(encoded))] for m in range(len(self.models))]
 
+    @abstractmethod
     def _score(self, m: int, batch: list[tuple[list[int], int]]) -> list[float]:
-        raise NotImplementedError
+        """Model `m`'s raw output for each encoded (prompt, response) of the batch."""
 
+    @abstractmethod
     def _combine(self, outputs: list[float]) -> float:
-        raise NotImplementedError
+        """One response's score from every model's output for it."""
 
 
 class RewardModelJudge(_ScoringJudge):

@@ -335,21 +335,32 @@ class LearnedPolicy(Policy):
                 contrib,
                 info={"labels": model.n_labels, "observed_error_rate": model.error_rate},
             )
-        n_explore = round(self.explore * k)
-        if n_explore == 0:
-            return scored
-        exploit = top_k(scored.scores, ~state.routed, k - n_explore, rng)
-        left = ~state.routed
-        left[exploit] = False
-        explore = rng.permutation(np.flatnonzero(left))[:n_explore]
-        scored.info["explored"] = len(explore)
-        return Scored(
-            scored.scores,
-            scored.reason_names,
-            scored.contributions,
-            chosen=np.concatenate([exploit, explore]).astype(int),
-            info=scored.info,
-        )
+        return with_exploration(scored, state, k, self.explore, rng)
+
+
+def with_exploration(
+    scored: Scored, state: RoutingState, k: int, explore: float, rng: np.random.Generator
+) -> Scored:
+    """Route the top `k - explore·k` items by score and a random slice of the rest.
+
+    The random slice keeps the human labels a learned policy trains on from covering only the
+    items it already finds hard (its own selection bias).
+    """
+    n_explore = round(explore * k)
+    if n_explore == 0:
+        return scored
+    exploit = top_k(scored.scores, ~state.routed, k - n_explore, rng)
+    left = ~state.routed
+    left[exploit] = False
+    explore_idx = rng.permutation(np.flatnonzero(left))[:n_explore]
+    scored.info["explored"] = len(explore_idx)
+    return Scored(
+        scored.scores,
+        scored.reason_names,
+        scored.contributions,
+        chosen=np.concatenate([exploit, explore_idx]).astype(int),
+        info=scored.info,
+    )
 
 
 def make_policy(name: str, *, seed: int = 0, **options: Any) -> Policy:
@@ -382,4 +393,5 @@ __all__ = [
     "make_policy",
     "top_k",
     "uncertainty_scores",
+    "with_exploration",
 ]

@@ -65,7 +65,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from routing.features import N_CLASSES, UNKNOWN
-from routing.policies import Policy, Scored, top_k, uncertainty_scores
+from routing.policies import Policy, Scored, uncertainty_scores, with_exploration
 from routing.pool import RoutingPool, RoutingState
 
 #: Share of the AI prior that is the AI label itself (the rest: the judges' distribution).
@@ -432,21 +432,7 @@ class CorrectedPolicy(Policy):
                 doubt[:, None],
                 info={"labels": result.n_labels, "l2": result.info["l2"]},
             )
-        n_explore = round(self.explore * k)
-        if n_explore == 0:
-            return scored
-        exploit = top_k(scored.scores, ~state.routed, k - n_explore, rng)
-        left = ~state.routed
-        left[exploit] = False
-        explore = rng.permutation(np.flatnonzero(left))[:n_explore]
-        scored.info["explored"] = len(explore)
-        return Scored(
-            scored.scores,
-            scored.reason_names,
-            scored.contributions,
-            chosen=np.concatenate([exploit, explore]).astype(int),
-            info=scored.info,
-        )
+        return with_exploration(scored, state, k, self.explore, rng)
 
 
 __all__ = [
