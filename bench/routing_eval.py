@@ -101,6 +101,8 @@ def load_extra_judge(path: Path, idx: list[int]) -> JudgeVerdicts:
             continue
         if "probs" in r:
             probs[i] = r["probs"]
+        elif "p_a" in r:  # bench/judge_quality.py's output: both orders already combined
+            probs[i] = [r.get("p_tie", 0.0), r["p_a"], r["p_b"]]
         elif r.get("label", UNKNOWN) in (0, 1, 2):
             probs[i] = np.eye(3)[r["label"]]
         if "probs_swapped" in r:
