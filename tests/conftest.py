@@ -57,6 +57,13 @@ def fast_password_hashing(request: pytest.FixtureRequest) -> None:
         settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def exports_in_tmp(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Exports written by any test land in its own temporary folder, never in var/."""
+    if request.config.pluginmanager.hasplugin("django"):
+        request.getfixturevalue("settings").EXPORT_DIR = tmp_path / "exports"
+
+
 @pytest.fixture
 def shared_data() -> Path:
     return need_shared_data()

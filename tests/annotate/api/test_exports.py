@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,12 +11,6 @@ from config.celery import app as celery_app
 from tests.annotate.api.clients import token_client
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def export_dir(settings: Any, tmp_path: Path) -> Path:
-    settings.EXPORT_DIR = tmp_path / "exports"
-    return settings.EXPORT_DIR
 
 
 @pytest.fixture

@@ -19,22 +19,24 @@ from config.celery import app as celery_app
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def export_dir(settings: Any, tmp_path: Path) -> Path:
-    settings.EXPORT_DIR = tmp_path / "exports"
-    return settings.EXPORT_DIR
-
-
 def human(item: Item, who: str, value: dict, aspect: str = "overall", user: Any = None) -> Judgment:
     return Judgment.objects.create(
-        item=item, aspect=aspect, kind="human", source="annotate" if user else who,
-        annotator=user, external_annotator="" if user else who,
-        task_type=item.project.task_type, value=value, time_spent_ms=1200,
+        item=item,
+        aspect=aspect,
+        kind="human",
+        source="annotate" if user else who,
+        annotator=user,
+        external_annotator="" if user else who,
+        task_type=item.project.task_type,
+        value=value,
+        time_spent_ms=1200,
     )
 
 
 def run(project: Any, shape: str, fmt: str = "jsonl", **filters: Any) -> Export:
-    export = export_create(project=project, shape=shape, file_format=fmt, filters=filters, enqueue=False)
+    export = export_create(
+        project=project, shape=shape, file_format=fmt, filters=filters, enqueue=False
+    )
     export = exports.export_claim(export_id=export.pk)
     export = export_run(export=export)
     assert export.status == "succeeded", export.error
@@ -85,7 +87,9 @@ def test_reward_pairs_carry_the_prompt_inside_each_side(labelled: Any) -> None:
 
 
 def test_conversational_dpo_uses_chat_messages(labelled: Any) -> None:
-    row = next(r for r in read_jsonl(run(labelled, "dpo", conversational=True)) if r["item_id"] == "0")
+    row = next(
+        r for r in read_jsonl(run(labelled, "dpo", conversational=True)) if r["item_id"] == "0"
+    )
     assert row["prompt"] == [{"role": "user", "content": "Prompt number 0: explain something."}]
     assert row["chosen"] == [{"role": "assistant", "content": "Response 0 to prompt 0."}]
 
@@ -96,7 +100,11 @@ def test_rankings_expand_to_every_pair(make_project: Any) -> None:
     final_labels_compute(project=project)
     rows = read_jsonl(run(project, "dpo"))
     pairs = {(r["chosen_model"], r["rejected_model"], r["margin"]) for r in rows}
-    assert pairs == {("model-1", "model-0", 1.0), ("model-1", "model-2", 2.0), ("model-0", "model-2", 1.0)}
+    assert pairs == {
+        ("model-1", "model-0", 1.0),
+        ("model-1", "model-2", 2.0),
+        ("model-0", "model-2", 1.0),
+    }
 
 
 def test_best_worst_expands_without_inventing_pairs_between_middles(make_project: Any) -> None:
@@ -124,8 +132,15 @@ def test_raw_has_every_judgment_with_pseudonymised_annotators(labelled: Any, mem
     judge = Judge.objects.create(name="judge-1", backend="imported")
     item = labelled.items.get(external_id="3")
     Judgment.objects.create(
-        item=item, kind="ai", source="judge-1", judge=judge, prompt_version="v1", task_type="pairwise",
-        value={"strength": 1}, probabilities={"a": 0.7, "b": 0.2, "tie": 0.1}, confidence=0.7,
+        item=item,
+        kind="ai",
+        source="judge-1",
+        judge=judge,
+        prompt_version="v1",
+        task_type="pairwise",
+        value={"strength": 1},
+        probabilities={"a": 0.7, "b": 0.2, "tie": 0.1},
+        confidence=0.7,
     )
     human(item, "", {"strength": -2}, user=member)
     export = run(labelled, "raw")
@@ -148,7 +163,9 @@ def test_raw_has_every_judgment_with_pseudonymised_annotators(labelled: Any, mem
 
 def test_pseudonyms_differ_between_projects(project: Any, make_project: Any) -> None:
     other = make_project("other")
-    assert exports.pseudonym(project=project, key="ext:x") != exports.pseudonym(project=other, key="ext:x")
+    assert exports.pseudonym(project=project, key="ext:x") != exports.pseudonym(
+        project=other, key="ext:x"
+    )
 
 
 def test_source_filter_keeps_only_that_source(labelled: Any) -> None:
@@ -156,8 +173,14 @@ def test_source_filter_keeps_only_that_source(labelled: Any) -> None:
     labelled.judges.add(judge)
     item = labelled.items.get(external_id="4")
     Judgment.objects.create(
-        item=item, kind="ai", source="j", judge=judge, prompt_version="v1", task_type="pairwise",
-        value={"strength": -2}, confidence=0.9,
+        item=item,
+        kind="ai",
+        source="j",
+        judge=judge,
+        prompt_version="v1",
+        task_type="pairwise",
+        value={"strength": -2},
+        confidence=0.9,
     )
     final_labels_compute(project=labelled)
     assert {r["item_id"] for r in read_jsonl(run(labelled, "dpo", source="ai"))} == {"4"}
@@ -181,9 +204,16 @@ def test_aspect_filter(labelled: Any) -> None:
 
 
 def test_bad_filters_are_refused(project: Any) -> None:
-    for filters in ({"source": "robots"}, {"min_agreement": 2}, {"aspect": "nope"}, {"test_fraction": 1}):
+    for filters in (
+        {"source": "robots"},
+        {"min_agreement": 2},
+        {"aspect": "nope"},
+        {"test_fraction": 1},
+    ):
         with pytest.raises(ExportError):
-            export_create(project=project, shape="dpo", file_format="jsonl", filters=filters, enqueue=False)
+            export_create(
+                project=project, shape="dpo", file_format="jsonl", filters=filters, enqueue=False
+            )
     with pytest.raises(ExportError):
         export_create(project=project, shape="sft", file_format="jsonl", enqueue=False)
 
@@ -194,8 +224,11 @@ def test_the_split_never_puts_one_prompt_on_both_sides(make_project: Any) -> Non
         prompt = f"Shared prompt {n // 2}"  # two items per prompt, different responses
         responses = [{"model": "m0", "text": f"a{n}"}, {"model": "m1", "text": f"b{n}"}]
         item = Item.objects.create(
-            project=project, external_id=str(n), content_hash=hash_content(prompt, responses),
-            prompt=prompt if n % 4 else f"  {prompt}\n", responses=responses,
+            project=project,
+            external_id=str(n),
+            content_hash=hash_content(prompt, responses),
+            prompt=prompt if n % 4 else f"  {prompt}\n",
+            responses=responses,
         )
         human(item, "x", {"strength": 1})
     final_labels_compute(project=project)
@@ -209,13 +242,18 @@ def test_the_split_never_puts_one_prompt_on_both_sides(make_project: Any) -> Non
     assert exports.split_of("p", test_fraction=0.3, seed="a") in {"train", "test"}
 
 
-def test_parquet_is_written_in_row_groups_and_matches_jsonl(labelled: Any, monkeypatch: Any) -> None:
+def test_parquet_is_written_in_row_groups_and_matches_jsonl(
+    labelled: Any, monkeypatch: Any
+) -> None:
     for n in range(5, 45):
         prompt = f"more {n}"
         responses = [{"model": "m0", "text": "a"}, {"model": "m1", "text": "b"}]
         item = Item.objects.create(
-            project=labelled, external_id=str(n), content_hash=hash_content(prompt, responses),
-            prompt=prompt, responses=responses,
+            project=labelled,
+            external_id=str(n),
+            content_hash=hash_content(prompt, responses),
+            prompt=prompt,
+            responses=responses,
         )
         human(item, "x", {"strength": 2})
     final_labels_compute(project=labelled)
@@ -249,8 +287,13 @@ def test_hf_folder_loads_with_datasets_and_has_a_card(labelled: Any) -> None:
 
 def test_the_card_names_the_routing_policy_and_budget(labelled: Any) -> None:
     RoutingRun.objects.create(
-        project=labelled, policy="uncertainty", policy_version="v2", budget=300, status="applied",
-        human_items=150, estimate={"accuracy": 0.91, "curve": [1, 2]},
+        project=labelled,
+        policy="uncertainty",
+        policy_version="v2",
+        budget=300,
+        status="applied",
+        human_items=150,
+        estimate={"accuracy": 0.91, "curve": [1, 2]},
     )
     export = run(labelled, "dpo")
     card = (Path(export.path) / "README.md").read_text()
@@ -320,7 +363,9 @@ def test_the_zip_stream_holds_every_file(labelled: Any) -> None:
 
 # --- PostgreSQL COPY fast path for raw JSONL ------------------------------------------------------
 
-TRICKY = 'quote " backslash \\ slash / newline \n tab \t cr \r bell \x07 unit \x1f é ü 中文 😀 \\n \\"'
+TRICKY = (
+    'quote " backslash \\ slash / newline \n tab \t cr \r bell \x07 unit \x1f é ü 中文 😀 \\n \\"'
+)
 
 
 @pytest.fixture
@@ -342,8 +387,11 @@ def tricky(project: Any, member: Any) -> Any:
     newlines, tabs, control characters, non-ASCII; a chat prompt; empty and missing fields."""
     chat = [{"role": "system", "content": TRICKY}, {"content": "no role"}, {"role": "user"}]
     Item.objects.create(
-        project=project, external_id=f"chat {TRICKY}", content_hash=hash_content("chat", []),
-        prompt=chat, responses=[{"model": "m\\1", "text": TRICKY}, {"text": ""}],
+        project=project,
+        external_id=f"chat {TRICKY}",
+        content_hash=hash_content("chat", []),
+        prompt=chat,
+        responses=[{"model": "m\\1", "text": TRICKY}, {"text": ""}],
     )
     Item.objects.filter(project=project, external_id="1").update(
         prompt=TRICKY, responses=[{"model": "é", "text": "a\nb"}, {"model": "x", "text": None}]
@@ -353,17 +401,26 @@ def tricky(project: Any, member: Any) -> Any:
         human(item, f"ext {TRICKY}" if n % 2 else "plain", {"strength": n % 5 - 2})
         human(item, "", {"strength": 1}, aspect="harmlessness", user=member)
         Judgment.objects.create(
-            item=item, kind="ai", source=f"src {TRICKY}", judge=judge, prompt_version=TRICKY[:40],
-            task_type="pairwise", value={"strength": -1, "note": TRICKY},
+            item=item,
+            kind="ai",
+            source=f"src {TRICKY}",
+            judge=judge,
+            prompt_version=TRICKY[:40],
+            task_type="pairwise",
+            value={"strength": -1, "note": TRICKY},
             probabilities={"a": 0.7, "b": 0.2, "tie": 0.1} if n % 2 else None,
             confidence=[1.0, 0.1, None, 1e-7, 0.0, 0.333333333333][n % 6],
             signals={"margin": 0.25, "t": TRICKY} if n % 3 else {},
-            rationale=TRICKY, confidence_label="high", time_spent_ms=None if n % 2 else 5,
+            rationale=TRICKY,
+            confidence_label="high",
+            time_spent_ms=None if n % 2 else 5,
         )
     return project
 
 
-def both_paths(project: Any, monkeypatch: Any, **filters: Any) -> tuple[bytes, bytes, Export, Export]:
+def both_paths(
+    project: Any, monkeypatch: Any, **filters: Any
+) -> tuple[bytes, bytes, Export, Export]:
     fast = run(project, "raw", **filters)
     with monkeypatch.context() as m:
         m.setattr(exports, "raw_jsonl_fast_path", lambda *a: False)
@@ -393,7 +450,9 @@ def test_copy_fast_path_writes_the_same_rows_as_the_python_path(
 ) -> None:
     calls: list[int] = []
     real = exports._raw_jsonl_copy
-    monkeypatch.setattr(exports, "_raw_jsonl_copy", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(
+        exports, "_raw_jsonl_copy", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
     fast, slow, fast_export, slow_export = both_paths(tricky, monkeypatch)
     assert calls == [1]  # the fast run went through COPY (the slow one is patched off)
     rows = assert_same_rows(fast, slow)
@@ -407,19 +466,28 @@ def test_copy_fast_path_writes_the_same_rows_as_the_python_path(
         assert fast_export.stats[key] == slow_export.stats[key], key
 
 
-def test_copy_fast_path_pseudonyms_are_the_python_ones(tricky: Any, on_postgres: None, monkeypatch: Any) -> None:
+def test_copy_fast_path_pseudonyms_are_the_python_ones(
+    tricky: Any, on_postgres: None, monkeypatch: Any
+) -> None:
     fast, _, _, _ = both_paths(tricky, monkeypatch)
     rows = [json.loads(line) for line in fast.splitlines()]
     humans = [r for r in rows if r["kind"] == "human"]
     expected = {
         exports.pseudonym(project=tricky, key=k) for k in ("ext:plain", f"ext:ext {TRICKY}")
-    } | {exports.pseudonym(project=tricky, key=f"user:{Judgment.objects.filter(annotator__isnull=False).first().annotator_id}")}
+    } | {
+        exports.pseudonym(
+            project=tricky,
+            key=f"user:{Judgment.objects.filter(annotator__isnull=False).first().annotator_id}",
+        )
+    }
     assert {r["annotator"] for r in humans} == expected
     assert all(r["annotator"] is None for r in rows if r["kind"] == "ai")
     assert f"ext {TRICKY}".encode() not in fast
 
 
-@pytest.mark.parametrize("filters", [{"source": "human"}, {"source": "ai"}, {"aspect": "harmlessness"}])
+@pytest.mark.parametrize(
+    "filters", [{"source": "human"}, {"source": "ai"}, {"aspect": "harmlessness"}]
+)
 def test_copy_fast_path_respects_filters(
     tricky: Any, on_postgres: None, monkeypatch: Any, filters: dict
 ) -> None:
@@ -442,13 +510,15 @@ def test_copy_fast_path_leaves_out_other_projects(
     monkeypatch.setattr(exports, "COPY_BATCH", 3)
     fast, slow, _, _ = both_paths(tricky, monkeypatch)
     rows = assert_same_rows(fast, slow)
-    assert not {r["item_id"] for r in rows} & set(other.items.values_list("external_id", flat=True)) - set(
-        tricky.items.values_list("external_id", flat=True)
-    )
+    assert not {r["item_id"] for r in rows} & set(
+        other.items.values_list("external_id", flat=True)
+    ) - set(tricky.items.values_list("external_id", flat=True))
     assert len(rows) == Judgment.objects.filter(item__project=tricky).count()
 
 
-def test_copy_fast_path_spans_several_batches(tricky: Any, on_postgres: None, monkeypatch: Any) -> None:
+def test_copy_fast_path_spans_several_batches(
+    tricky: Any, on_postgres: None, monkeypatch: Any
+) -> None:
     monkeypatch.setattr(exports, "COPY_BATCH", 2)
     fast, slow, fast_export, _ = both_paths(tricky, monkeypatch)
     rows = assert_same_rows(fast, slow)
@@ -456,9 +526,13 @@ def test_copy_fast_path_spans_several_batches(tricky: Any, on_postgres: None, mo
     assert fast_export.processed == fast_export.rows == len(rows)
 
 
-def test_copy_fast_path_odd_items_and_a_test_split(tricky: Any, on_postgres: None, monkeypatch: Any) -> None:
+def test_copy_fast_path_odd_items_and_a_test_split(
+    tricky: Any, on_postgres: None, monkeypatch: Any
+) -> None:
     # Item text is made by the Python path's own code, whatever the prompt's shape.
-    Item.objects.filter(project=tricky, external_id="2").update(prompt=[{"role": None, "content": 5}])
+    Item.objects.filter(project=tricky, external_id="2").update(
+        prompt=[{"role": None, "content": 5}]
+    )
     fast_export = run(tricky, "raw", test_fraction=0.5, split_seed="s")
     with monkeypatch.context() as m:
         m.setattr(exports, "raw_jsonl_fast_path", lambda *a: False)

@@ -14,12 +14,6 @@ from annotate.services import exports as service
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def export_dir(settings: Any, tmp_path: Path) -> Path:
-    settings.EXPORT_DIR = tmp_path / "exports"
-    return settings.EXPORT_DIR
-
-
 @pytest.fixture
 def labelled(project: Any) -> Any:
     for item in project.items.all():
