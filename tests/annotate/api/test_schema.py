@@ -9,7 +9,6 @@ exercise the 404 branch); the number of examples per operation is bounded to kee
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,10 +27,7 @@ EXAMPLES = 6
 
 
 @pytest.fixture
-def seeded(
-    project: Any, owner: Any, settings: Any, tmp_path: Path
-) -> tuple[Any, str, dict[str, int]]:
-    settings.EXPORT_DIR = tmp_path / "exports"
+def seeded(project: Any, owner: Any) -> tuple[Any, str, dict[str, int]]:
     judge = Judge.objects.create(name="judge-1", backend="imported")
     project.judges.add(judge)
     for n, item in enumerate(project.items.all()):
