@@ -23,6 +23,7 @@ import torch
 
 from models_gpu.batching import left_pad, run_grouped
 from models_gpu.loading import LoadedModel
+from models_gpu.prefix_sharing import PrefixSharingScorer
 from models_gpu.prompts import (
     DEFAULT_LISTWISE_TEMPLATE,
     DEFAULT_PAIRWISE_TEMPLATE,
@@ -108,6 +109,9 @@ class LLMJudge:
         self.use_chat = bool(spec.option("chat_format", True))
         self.tie_label = str(spec.option("tie_label", DEFAULT_TIE_LABEL))
         self.alpha = float(spec.option("choix_alpha", DEFAULT_ALPHA))
+        # Exact speed-up for CPUs (see prefix_sharing.py); GPUs prefer padded batches.
+        self.prefix_sharing = bool(spec.option("prefix_sharing", loaded.device.type == "cpu"))
+        self._scorer = PrefixSharingScorer(loaded.model, loaded.device)
 
     # ----- public ---------------------------------------------------------------------------
 
@@ -158,11 +162,7 @@ class LLMJudge:
             labels = [*PAIR_LABELS, *([tie] if tie else [])]
         token_sets = label_token_sets(self.loaded.tokenizer, labels)
 
-        outputs = run_grouped(
-            [len(q.ids) for q in queries],
-            self.spec.batch_size,
-            lambda batch: self.label_probabilities([queries[i].ids for i in batch], token_sets),
-        )
+        outputs = self.score_sequences([q.ids for q in queries], token_sets)
         by_item: dict[int, list[tuple[_Query, Any]]] = {}
         for query, output in zip(queries, outputs, strict=True):
             by_item.setdefault(query.item, []).append((query, output))
@@ -262,11 +262,26 @@ class LLMJudge:
 
     # ----- model ----------------------------------------------------------------------------
 
+    def score_sequences(
+        self, sequences: list[list[int]], token_sets: list[list[int]]
+    ) -> list[tuple[list[float], float] | Exception]:
+        """`label_probabilities` of every sequence (or the exception that failed it), computed
+        with shared prefixes on CPU and in length-grouped padded batches otherwise."""
+        if self.prefix_sharing:
+            return self._scorer.run(
+                sequences, lambda logits: _label_answer(_label_mass(logits, token_sets).tolist())
+            )
+        return run_grouped(
+            [len(s) for s in sequences],
+            self.spec.batch_size,
+            lambda batch: self.label_probabilities([sequences[i] for i in batch], token_sets),
+        )
+
     def label_probabilities(
         self, sequences: list[list[int]], token_sets: list[list[int]]
     ) -> list[tuple[list[float], float]]:
         """Per sequence: next-token probability of each label (summed over its spellings),
-        renormalised over the labels, and the raw mass the labels got."""
+        renormalised over the labels, and the raw mass the labels got. One padded batch."""
         loaded = self.loaded
         ids, mask, positions = left_pad(sequences, loaded.tokenizer.pad_token_id, loaded.device)
         with torch.inference_mode():
@@ -282,15 +297,8 @@ class LLMJudge:
                 out = loaded.model(
                     input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False
                 )
-            probs = out.logits[:, -1, :].float().softmax(-1)
-            per_label = torch.stack([probs[:, tokens].sum(-1) for tokens in token_sets], dim=-1)
-        answers = []
-        for row in per_label.tolist():
-            mass = sum(row)
-            answers.append(
-                ([p / mass for p in row] if mass > 0 else [1 / len(row)] * len(row), mass)
-            )
-        return answers
+            per_label = _label_mass(out.logits[:, -1, :], token_sets)
+        return [_label_answer(row) for row in per_label.tolist()]
 
     # ----- verdicts -------------------------------------------------------------------------
 
@@ -365,6 +373,18 @@ class LLMJudge:
             method="listwise_rotated",
             swap_disagreement=disagreement,
         )
+
+
+def _label_mass(logits: torch.Tensor, token_sets: list[list[int]]) -> torch.Tensor:
+    """Next-token probability of each label, summed over its spellings (last dim: labels)."""
+    probs = logits.float().softmax(-1)
+    return torch.stack([probs[..., tokens].sum(-1) for tokens in token_sets], dim=-1)
+
+
+def _label_answer(row: list[float]) -> tuple[list[float], float]:
+    """Label probabilities renormalised over the labels, and the raw mass they got."""
+    mass = sum(row)
+    return ([p / mass for p in row] if mass > 0 else [1 / len(row)] * len(row), mass)
 
 
 def _order_probs(output: tuple[list[float], float], allow_ties: bool) -> OrderProbs:

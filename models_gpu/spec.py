@@ -67,6 +67,8 @@ class JudgeSpec:
                       p(A≻B) = σ((r_A − r_B) / temperature)
                   length_normalize (bool, default False): density_ratio, mean instead of sum
                   choix_alpha (float, default 0.01): regularisation of Bradley–Terry fits
+                  prefix_sharing (bool, default: true on CPU, false on GPU): LLM judges
+                      compute each shared token prefix once (models_gpu/prefix_sharing.py)
     """
 
     backend: str = LLM_PAIRWISE

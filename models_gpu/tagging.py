@@ -12,7 +12,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from models_gpu.batching import run_grouped
 from models_gpu.prompts import format_conversation
 from models_gpu.results import coerce_item, error_message
 
@@ -129,13 +128,7 @@ def tag_items(
     # Dimensions have different option counts, so each is its own forward group.
     for dim in dims:
         mine = [(n, ids) for n, d, ids in queries if d == dim and results[n].ok]
-        outputs = run_grouped(
-            [len(ids) for _, ids in mine],
-            judge.spec.batch_size,
-            lambda batch, mine=mine, dim=dim: judge.label_probabilities(
-                [mine[i][1] for i in batch], token_sets[dim]
-            ),
-        )
+        outputs = judge.score_sequences([ids for _, ids in mine], token_sets[dim])
         for (n, _), output in zip(mine, outputs, strict=True):
             if isinstance(output, Exception):
                 results[n].error = error_message(output)

@@ -87,7 +87,8 @@ def test_both_orders_are_judged_and_combined_into_the_item_verdict(tokenizer):
         torch.float32,
         "fake",
     )
-    judge = LLMJudge(JudgeSpec(model="fake"), loaded)
+    # The fake reads whole prompts, so it needs the padded-batch path (no KV cache).
+    judge = LLMJudge(JudgeSpec(model="fake", options={"prefix_sharing": False}), loaded)
     [result] = judge.judge([pair("Which?", "alpha-response", "beta-response")], allow_ties=False)
     verdict = result.verdicts["overall"]
     assert verdict.order_ab.p_first == pytest.approx(0.9, abs=1e-4)
@@ -114,8 +115,9 @@ def test_probabilities_are_valid_for_a_random_model(tiny_lm):
 
 def test_batching_gives_the_same_numbers_as_one_item_at_a_time(tiny_lm):
     """THE padding test: items of different lengths share left-padded batches."""
-    batched = load_judge(JudgeSpec(model=tiny_lm, batch_size=8)).judge(ITEMS)
-    single = load_judge(JudgeSpec(model=tiny_lm, batch_size=1))
+    padded = {"prefix_sharing": False}
+    batched = load_judge(JudgeSpec(model=tiny_lm, batch_size=8, options=padded)).judge(ITEMS)
+    single = load_judge(JudgeSpec(model=tiny_lm, batch_size=1, options=padded))
     assert len({r.n_tokens for r in batched}) == len(ITEMS)  # lengths differ, so rows were padded
     for item, together in zip(ITEMS, batched, strict=True):
         [alone] = single.judge([item])
@@ -125,8 +127,11 @@ def test_batching_gives_the_same_numbers_as_one_item_at_a_time(tiny_lm):
         assert a.order_ab.verdict_mass == pytest.approx(b.order_ab.verdict_mass, rel=1e-4)
 
 
-def test_the_batched_probability_equals_a_plain_unpadded_forward(tiny_lm):
-    judge = load_judge(JudgeSpec(model=tiny_lm, batch_size=8))
+@pytest.mark.parametrize("prefix_sharing", [False, True])
+def test_the_judged_probability_equals_a_plain_unpadded_forward(tiny_lm, prefix_sharing):
+    judge = load_judge(
+        JudgeSpec(model=tiny_lm, batch_size=8, options={"prefix_sharing": prefix_sharing})
+    )
     [result, *_] = judge.judge(ITEMS, allow_ties=False)
     tokenizer, model = judge.loaded.tokenizer, judge.loaded.model
     ids = judge.encode_prompt(
@@ -181,7 +186,8 @@ def test_an_item_that_cannot_fit_fails_alone_with_a_clear_message(tiny_lm):
 
 def test_out_of_memory_splits_the_batch_then_fails_single_items_clearly(tiny_lm, monkeypatch):
     judge = LLMJudge(
-        JudgeSpec(model=tiny_lm, batch_size=8), load_judge(JudgeSpec(model=tiny_lm)).loaded
+        JudgeSpec(model=tiny_lm, batch_size=8, options={"prefix_sharing": False}),
+        load_judge(JudgeSpec(model=tiny_lm)).loaded,
     )
     original = judge.label_probabilities
     calls = []
