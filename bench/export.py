@@ -43,7 +43,33 @@ DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/hybridpref_bench_export"
 SLUG = "bench-export"
 RESULTS = REPO / "bench" / "RESULTS.md"
 PER_ITEM = 5  # 3 humans + 2 AI judges
-WORDS = ["the", "model", "explains", "why", "a", "careful", "answer", "weighs", "evidence", "before", "it", "reaches", "any", "conclusion", "about", "data", "training", "preference", "reward", "policy", "human", "judge", "response", "prompt", "quality"]
+WORDS = [
+    "the",
+    "model",
+    "explains",
+    "why",
+    "a",
+    "careful",
+    "answer",
+    "weighs",
+    "evidence",
+    "before",
+    "it",
+    "reaches",
+    "any",
+    "conclusion",
+    "about",
+    "data",
+    "training",
+    "preference",
+    "reward",
+    "policy",
+    "human",
+    "judge",
+    "response",
+    "prompt",
+    "quality",
+]
 
 
 # --- Database and data --------------------------------------------------------------------------
@@ -104,7 +130,10 @@ def _copy(table_model: type, rows_iter, fixed: dict) -> int:
     }
     json_fields = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
     n = 0
-    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+    ):
         for row in rows_iter:
             out = []
             for f in fields:
@@ -127,7 +156,10 @@ def seed(*, judgments: int) -> dict:
     call_command("migrate", verbosity=0)
     items = judgments // PER_ITEM
     project = Project.objects.create(
-        slug=SLUG, name="Export benchmark", task_type="pairwise", num_responses=2,
+        slug=SLUG,
+        name="Export benchmark",
+        task_type="pairwise",
+        num_responses=2,
         aspects=["overall"],
     )
     judges = [Judge.objects.create(name=f"bench-judge-{n}", backend="imported") for n in (1, 2)]
@@ -140,16 +172,26 @@ def seed(*, judgments: int) -> dict:
         for n in range(items):
             prompt = f"Question {n}: " + _text(rng, 140)
             responses = [
-                {"model": rng.choice(("model-a", "model-b", "model-c", "model-d")), "text": _text(rng, 400)},
+                {
+                    "model": rng.choice(("model-a", "model-b", "model-c", "model-d")),
+                    "text": _text(rng, 400),
+                },
                 {"model": rng.choice(("model-e", "model-f")), "text": _text(rng, 400)},
             ]
             yield {
-                "external_id": str(n), "content_hash": f"{n:064x}", "prompt": prompt,
-                "responses": responses, "metadata": {}, "route": "human", "flags": {},
+                "external_id": str(n),
+                "content_hash": f"{n:064x}",
+                "prompt": prompt,
+                "responses": responses,
+                "metadata": {},
+                "route": "human",
+                "flags": {},
             }
 
     _copy(Item, item_rows(), {"project_id": project.pk, "created_at": now})
-    item_ids = list(Item.objects.filter(project=project).order_by("pk").values_list("pk", flat=True))
+    item_ids = list(
+        Item.objects.filter(project=project).order_by("pk").values_list("pk", flat=True)
+    )
 
     def judgment_rows():
         for item_id in item_ids:
@@ -157,19 +199,34 @@ def seed(*, judgments: int) -> dict:
             for a in range(3):
                 s = truth if rng.random() < 0.8 else rng.choice((2, 1, 0, -1, -2))
                 yield {
-                    "item_id": item_id, "aspect": "overall", "kind": "human", "source": f"annotator{a + 1}",
-                    "task_type": "pairwise", "value": {"strength": s},
-                    "external_annotator": f"annotator{a + 1}", "rationale": "", "confidence_label": "",
-                    "time_spent_ms": rng.randint(3000, 90000), "signals": {},
+                    "item_id": item_id,
+                    "aspect": "overall",
+                    "kind": "human",
+                    "source": f"annotator{a + 1}",
+                    "task_type": "pairwise",
+                    "value": {"strength": s},
+                    "external_annotator": f"annotator{a + 1}",
+                    "rationale": "",
+                    "confidence_label": "",
+                    "time_spent_ms": rng.randint(3000, 90000),
+                    "signals": {},
                 }
             for judge in judges:
                 p_a = rng.random()
                 s = 2 if p_a > 0.8 else 1 if p_a > 0.5 else -1 if p_a > 0.2 else -2
                 yield {
-                    "item_id": item_id, "aspect": "overall", "kind": "ai", "source": judge.name,
-                    "task_type": "pairwise", "value": {"strength": s}, "judge_id": judge.pk,
-                    "prompt_version": "imported", "external_annotator": "", "rationale": "",
-                    "confidence_label": "", "probabilities": {"a": round(p_a, 4), "b": round(1 - p_a, 4), "tie": 0.0},
+                    "item_id": item_id,
+                    "aspect": "overall",
+                    "kind": "ai",
+                    "source": judge.name,
+                    "task_type": "pairwise",
+                    "value": {"strength": s},
+                    "judge_id": judge.pk,
+                    "prompt_version": "imported",
+                    "external_annotator": "",
+                    "rationale": "",
+                    "confidence_label": "",
+                    "probabilities": {"a": round(p_a, 4), "b": round(1 - p_a, 4), "tie": 0.0},
                     "confidence": round(max(p_a, 1 - p_a), 4),
                     "signals": {"margin": round(abs(2 * p_a - 1), 4)},
                 }
@@ -177,7 +234,22 @@ def seed(*, judgments: int) -> dict:
     written = _copy(Judgment, judgment_rows(), {"created_at": now})
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
-    return {"items": items, "judgments": written, "seed_seconds": round(time.perf_counter() - started, 1)}
+    return {
+        "items": items,
+        "judgments": written,
+        "seed_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def reused() -> dict:
+    from annotate.models import Item, Judgment
+
+    items = Item.objects.filter(project__slug=SLUG).count()
+    return {
+        "items": items,
+        "judgments": Judgment.objects.filter(item__project__slug=SLUG).count(),
+        "seed_seconds": 0.0,
+    }
 
 
 # --- Measurements (each in its own process) -----------------------------------------------------
@@ -211,11 +283,18 @@ def measure_service(shape: str, fmt: str) -> dict:
         raise SystemExit(f"export failed: {export.error}")
     size = sum(f["bytes"] for f in export.files)
     return {
-        "rows": export.rows, "seconds": seconds, "peak_rss_mb": _peak_rss_mb(),
-        "rss_at_start_mb": rss_before, "bytes": size, "cpu_seconds": _cpu_seconds() - cpu,
+        "rows": export.rows,
+        "seconds": seconds,
+        "peak_rss_mb": _peak_rss_mb(),
+        "rss_at_start_mb": rss_before,
+        "bytes": size,
+        "cpu_seconds": _cpu_seconds() - cpu,
         # The COPY fast path moves the work into the PostgreSQL backend: count its CPU too.
-        "db_cpu_seconds": (db_cpu_after - db_cpu) if db_cpu is not None and db_cpu_after is not None else None,
-        "load_start": load, "load_end": os.getloadavg()[0],
+        "db_cpu_seconds": (db_cpu_after - db_cpu)
+        if db_cpu is not None and db_cpu_after is not None
+        else None,
+        "load_start": load,
+        "load_end": os.getloadavg()[0],
     }
 
 
@@ -243,7 +322,11 @@ def _proc_cpu_seconds(pid: int | None) -> float | None:
 def _naive_rows(limit: int | None):
     from annotate.models import Judgment
 
-    qs = Judgment.objects.filter(item__project__slug=SLUG).select_related("item", "judge").order_by("pk")
+    qs = (
+        Judgment.objects.filter(item__project__slug=SLUG)
+        .select_related("item", "judge")
+        .order_by("pk")
+    )
     return list(qs[:limit] if limit else qs)
 
 
@@ -252,21 +335,38 @@ def measure_naive(limit: int | None, out: str) -> dict:
     started = time.perf_counter()
     rows = [
         {
-            "id": j.pk, "item_id": j.item.external_id, "aspect": j.aspect, "kind": j.kind,
-            "source": j.source, "annotator": j.external_annotator, "judge": j.judge.name if j.judge else None,
-            "prompt_version": j.prompt_version, "task_type": j.task_type, "value": j.value,
-            "probabilities": j.probabilities, "confidence": j.confidence, "signals": j.signals,
-            "rationale": j.rationale, "confidence_label": j.confidence_label,
-            "time_spent_ms": j.time_spent_ms, "created_at": j.created_at.isoformat(),
-            "prompt": j.item.prompt_text, "responses": [r["text"] for r in j.item.responses],
+            "id": j.pk,
+            "item_id": j.item.external_id,
+            "aspect": j.aspect,
+            "kind": j.kind,
+            "source": j.source,
+            "annotator": j.external_annotator,
+            "judge": j.judge.name if j.judge else None,
+            "prompt_version": j.prompt_version,
+            "task_type": j.task_type,
+            "value": j.value,
+            "probabilities": j.probabilities,
+            "confidence": j.confidence,
+            "signals": j.signals,
+            "rationale": j.rationale,
+            "confidence_label": j.confidence_label,
+            "time_spent_ms": j.time_spent_ms,
+            "created_at": j.created_at.isoformat(),
+            "prompt": j.item.prompt_text,
+            "responses": [r["text"] for r in j.item.responses],
             "models": j.item.model_names,
         }
         for j in _naive_rows(limit)
     ]
     with open(out, "w") as fh:
         json.dump(rows, fh)
-    return {"rows": len(rows), "seconds": time.perf_counter() - started, "peak_rss_mb": _peak_rss_mb(),
-            "bytes": os.path.getsize(out), "cpu_seconds": _cpu_seconds() - cpu}
+    return {
+        "rows": len(rows),
+        "seconds": time.perf_counter() - started,
+        "peak_rss_mb": _peak_rss_mb(),
+        "bytes": os.path.getsize(out),
+        "cpu_seconds": _cpu_seconds() - cpu,
+    }
 
 
 def measure_drf(limit: int | None, out: str) -> dict:
@@ -283,9 +383,25 @@ def measure_drf(limit: int | None, out: str) -> dict:
         class Meta:
             model = Judgment
             fields = [
-                "id", "item_id", "aspect", "kind", "source", "external_annotator", "judge",
-                "prompt_version", "task_type", "value", "probabilities", "confidence", "signals",
-                "rationale", "confidence_label", "time_spent_ms", "created_at", "prompt", "models",
+                "id",
+                "item_id",
+                "aspect",
+                "kind",
+                "source",
+                "external_annotator",
+                "judge",
+                "prompt_version",
+                "task_type",
+                "value",
+                "probabilities",
+                "confidence",
+                "signals",
+                "rationale",
+                "confidence_label",
+                "time_spent_ms",
+                "created_at",
+                "prompt",
+                "models",
             ]
 
     cpu = _cpu_seconds()
@@ -293,8 +409,13 @@ def measure_drf(limit: int | None, out: str) -> dict:
     data = JudgmentExport(_naive_rows(limit), many=True).data
     with open(out, "w") as fh:
         json.dump(data, fh)
-    return {"rows": len(data), "seconds": time.perf_counter() - started, "peak_rss_mb": _peak_rss_mb(),
-            "bytes": os.path.getsize(out), "cpu_seconds": _cpu_seconds() - cpu}
+    return {
+        "rows": len(data),
+        "seconds": time.perf_counter() - started,
+        "peak_rss_mb": _peak_rss_mb(),
+        "bytes": os.path.getsize(out),
+        "cpu_seconds": _cpu_seconds() - cpu,
+    }
 
 
 def measure_labels() -> dict:
@@ -304,8 +425,12 @@ def measure_labels() -> dict:
     cpu = _cpu_seconds()
     started = time.perf_counter()
     summary = final_labels_compute(project=Project.objects.get(slug=SLUG))
-    return {"rows": summary.total, "seconds": time.perf_counter() - started, "peak_rss_mb": _peak_rss_mb(),
-            "cpu_seconds": _cpu_seconds() - cpu}
+    return {
+        "rows": summary.total,
+        "seconds": time.perf_counter() - started,
+        "peak_rss_mb": _peak_rss_mb(),
+        "cpu_seconds": _cpu_seconds() - cpu,
+    }
 
 
 def child(args: argparse.Namespace) -> None:
@@ -325,7 +450,14 @@ def child(args: argparse.Namespace) -> None:
 
 def run_child(kind: str, args: argparse.Namespace) -> dict:
     command = [
-        sys.executable, __file__, "--child", kind, "--url", args.url, "--export-dir", args.export_dir,
+        sys.executable,
+        __file__,
+        "--child",
+        kind,
+        "--url",
+        args.url,
+        "--export-dir",
+        args.export_dir,
     ]
     if args.baseline_rows:
         command += ["--baseline-rows", str(args.baseline_rows)]
@@ -349,7 +481,9 @@ def table(results: list[tuple[str, dict]], target_rps: float, target_rss: float)
     ]
     for name, r in results:
         if "error" in r:
-            lines.append(f"| {name} | failed: {r['error'].splitlines()[-1][:80]} | | | | | | | | | |")
+            lines.append(
+                f"| {name} | failed: {r['error'].splitlines()[-1][:80]} | | | | | | | | | |"
+            )
             continue
         meets = ""
         if name.startswith("export"):
@@ -387,6 +521,16 @@ def main() -> None:
     parser.add_argument("--baseline-rows", type=int, default=None)
     parser.add_argument("--skip-baselines", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="use the scratch database a --keep run left (skip seeding; for iterating on one run)",
+    )
+    parser.add_argument(
+        "--runs",
+        default="",
+        help="comma-separated subset of runs: raw:jsonl, raw:parquet, naive, drf, labels, dpo:parquet …",
+    )
     parser.add_argument("--write-results", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--export-dir", help=argparse.SUPPRESS)
@@ -399,18 +543,33 @@ def main() -> None:
     target_rps, target_rss = 100_000, 500
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
         args.export_dir = tmp
-        recreate_database(args.url)
+        if not args.reuse:
+            recreate_database(args.url)
         try:
             setup_django(args.url, tmp)
-            data = seed(judgments=args.judgments)
-            print(f"seeded {data['items']:,} items and {data['judgments']:,} judgments in {data['seed_seconds']}s", flush=True)
+            data = reused() if args.reuse else seed(judgments=args.judgments)
+            print(
+                f"seeded {data['items']:,} items and {data['judgments']:,} judgments in {data['seed_seconds']}s",
+                flush=True,
+            )
             from django.db import connections
 
             connections.close_all()
             runs = [("export raw → JSONL", "raw:jsonl"), ("export raw → Parquet", "raw:parquet")]
             if not args.skip_baselines:
-                runs += [("baseline: list + json.dump", "naive"), ("baseline: DRF serializer + json.dump", "drf")]
-            runs += [("final labels (compute, 200k items)", "labels"), ("export dpo → Parquet (from final labels)", "dpo:parquet")]
+                runs += [
+                    ("baseline: list + json.dump", "naive"),
+                    ("baseline: DRF serializer + json.dump", "drf"),
+                ]
+            runs += [
+                ("final labels (compute, 200k items)", "labels"),
+                ("export dpo → Parquet (from final labels)", "dpo:parquet"),
+            ]
+            if args.runs:
+                wanted = args.runs.split(",")
+                runs = [(name, kind) for name, kind in runs if kind in wanted]
+                named = {kind for _, kind in runs}
+                runs += [(f"export {k.replace(':', ' → ')}", k) for k in wanted if k not in named]
             results = []
             for name, kind in runs:
                 result = run_child(kind, args)
@@ -430,7 +589,7 @@ def main() -> None:
         cpu = os.cpu_count()
         section = f"""## export
 
-`bench/export.py`: {data['judgments']:,} judgments ({data['items']:,} pairwise items × 3 human annotators +
+`bench/export.py`: {data["judgments"]:,} judgments ({data["items"]:,} pairwise items × 3 human annotators +
 2 AI judges, prompt ~150 chars, responses ~400 chars) on PostgreSQL, exported through the real
 service (`export_create` → `export_claim` → `export_run`, what the Celery task runs), each run in
 its own process; peak RSS is that process's `ru_maxrss`. Target: ≥ {target_rps:,} rows/s and

@@ -17,9 +17,9 @@ a hash of the whitespace-normalised prompt text, so one prompt never lands in bo
 Memory stays bounded whatever the project's size: rows are read with ``.iterator(chunk_size)``
 (server-side cursors on PostgreSQL) and written as they come; an item's text is fetched once per
 chunk of labels or judgments, not once per row; the raw shape passes the stored JSON text of
-verdicts through to the file without decoding it (``orjson.Fragment``). On PostgreSQL, raw JSONL
-takes a faster path: the database builds each judgment's part of the line and streams it with
-``COPY … TO STDOUT`` (see "PostgreSQL fast path" below); the output has the same rows.
+verdicts through to the file without decoding it (``orjson.Fragment``). On PostgreSQL, raw
+exports take a faster path: the database builds the rows and streams them with ``COPY … TO
+STDOUT`` (`annotate.services.export_copy`); the output has the same rows and values.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Count, Func, Max, Min, TextField
+from django.db import transaction
+from django.db.models import Func, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -153,7 +153,7 @@ def prompt_messages(prompt: Any) -> list[dict[str, str]]:
 
 
 def split_of(text: str, *, test_fraction: float, seed: str = "") -> str:
-    """"train" or "test" from a hash of the whitespace-normalised prompt: the same prompt
+    """ "train" or "test" from a hash of the whitespace-normalised prompt: the same prompt
     always lands on the same side, in every export with the same seed and fraction."""
     if test_fraction <= 0:
         return "train"
@@ -180,8 +180,14 @@ class _ItemText:
     split: str
 
 
-def _item_text(ext: str, prompt_json: str, responses_json: str, options: ExportOptions) -> _ItemText:
-    prompt, responses = orjson.loads(prompt_json), orjson.loads(responses_json)
+def _item_text(
+    ext: str, prompt_json: str, responses_json: str, options: ExportOptions
+) -> _ItemText:
+    return _item_values(ext, orjson.loads(prompt_json), orjson.loads(responses_json), options)
+
+
+def _item_values(ext: str, prompt: Any, responses: list[dict], options: ExportOptions) -> _ItemText:
+    """An item's text as every export shape uses it (the COPY fast path too: one definition)."""
     text = prompt_text(prompt)
     return _ItemText(
         external_id=ext,
@@ -275,34 +281,63 @@ def _schema(shape: str, conversational: bool) -> list[tuple[str, Any]]:
     ]
     if shape == "dpo":
         return [
-            ("id", pa.string()), ("item_id", pa.string()), ("aspect", pa.string()),
-            ("prompt", text_or_chat), ("chosen", text_or_chat), ("rejected", text_or_chat),
-            ("margin", pa.float64()), ("chosen_model", pa.string()), ("rejected_model", pa.string()),
+            ("id", pa.string()),
+            ("item_id", pa.string()),
+            ("aspect", pa.string()),
+            ("prompt", text_or_chat),
+            ("chosen", text_or_chat),
+            ("rejected", text_or_chat),
+            ("margin", pa.float64()),
+            ("chosen_model", pa.string()),
+            ("rejected_model", pa.string()),
             *provenance,
         ]
     if shape == "reward":
         return [
-            ("id", pa.string()), ("item_id", pa.string()), ("aspect", pa.string()),
-            ("chosen", text_or_chat), ("rejected", text_or_chat), ("margin", pa.float64()),
-            ("chosen_model", pa.string()), ("rejected_model", pa.string()), *provenance,
+            ("id", pa.string()),
+            ("item_id", pa.string()),
+            ("aspect", pa.string()),
+            ("chosen", text_or_chat),
+            ("rejected", text_or_chat),
+            ("margin", pa.float64()),
+            ("chosen_model", pa.string()),
+            ("rejected_model", pa.string()),
+            *provenance,
         ]
     if shape == "listwise":
         return [
-            ("id", pa.string()), ("item_id", pa.string()), ("aspect", pa.string()),
-            ("prompt", text_or_chat), ("responses", pa.list_(pa.string())),
-            ("models", pa.list_(pa.string())), ("ranks", pa.list_(pa.int32())),
-            ("scores", pa.list_(pa.float64())), *provenance,
+            ("id", pa.string()),
+            ("item_id", pa.string()),
+            ("aspect", pa.string()),
+            ("prompt", text_or_chat),
+            ("responses", pa.list_(pa.string())),
+            ("models", pa.list_(pa.string())),
+            ("ranks", pa.list_(pa.int32())),
+            ("scores", pa.list_(pa.float64())),
+            *provenance,
         ]
     if shape == "raw":
         return [
-            ("id", pa.int64()), ("item_id", pa.string()), ("aspect", pa.string()),
-            ("kind", pa.string()), ("source", pa.string()), ("annotator", pa.string()),
-            ("judge", pa.string()), ("prompt_version", pa.string()), ("task_type", pa.string()),
-            ("value", pa.string()), ("probabilities", pa.string()), ("confidence", pa.float64()),
-            ("signals", pa.string()), ("rationale", pa.string()),
-            ("confidence_label", pa.string()), ("time_spent_ms", pa.int64()),
-            ("created_at", pa.timestamp("us", tz="UTC")), ("prompt", pa.string()),
-            ("responses", pa.list_(pa.string())), ("models", pa.list_(pa.string())),
+            ("id", pa.int64()),
+            ("item_id", pa.string()),
+            ("aspect", pa.string()),
+            ("kind", pa.string()),
+            ("source", pa.string()),
+            ("annotator", pa.string()),
+            ("judge", pa.string()),
+            ("prompt_version", pa.string()),
+            ("task_type", pa.string()),
+            ("value", pa.string()),
+            ("probabilities", pa.string()),
+            ("confidence", pa.float64()),
+            ("signals", pa.string()),
+            ("rationale", pa.string()),
+            ("confidence_label", pa.string()),
+            ("time_spent_ms", pa.int64()),
+            ("created_at", pa.timestamp("us", tz="UTC")),
+            ("prompt", pa.string()),
+            ("responses", pa.list_(pa.string())),
+            ("models", pa.list_(pa.string())),
         ]
     raise ExportError(f"shape {shape!r} is not one of {', '.join(SHAPES)}")
 
@@ -320,15 +355,26 @@ def _label_queryset(project: Project, options: ExportOptions):
 
 
 def _label_rows(
-    shape: str, project: Project, options: ExportOptions, stats: _Stats, progress: Callable[[int], None]
+    shape: str,
+    project: Project,
+    options: ExportOptions,
+    stats: _Stats,
+    progress: Callable[[int], None],
 ) -> tuple[int, Iterator[tuple[str, dict]]]:
     qs = _label_queryset(project, options)
     total = qs.count()
     rows = (
         qs.order_by("pk")
         .values_list(
-            "item_id", "aspect", "value", "source", "method", "num_humans", "agreement",
-            "ai_confidence", "task_type",
+            "item_id",
+            "aspect",
+            "value",
+            "source",
+            "method",
+            "num_humans",
+            "agreement",
+            "ai_confidence",
+            "task_type",
         )
         .iterator(chunk_size=READ_CHUNK)
     )
@@ -338,7 +384,17 @@ def _label_rows(
         cache = _ItemCache(options)
         for chunk in _chunks(rows, READ_CHUNK):
             cache.load(r[0] for r in chunk)
-            for item_id, aspect, value, source, method, num_humans, agreement, ai_conf, task_type in chunk:
+            for (
+                item_id,
+                aspect,
+                value,
+                source,
+                method,
+                num_humans,
+                agreement,
+                ai_conf,
+                task_type,
+            ) in chunk:
                 item = cache[item_id]
                 provenance = {
                     "label_source": source,
@@ -358,28 +414,42 @@ def _label_rows(
                 if shape == "listwise":
                     row = _listwise_row(item, task_type, value, prefs, k, options, stats)
                     if row is not None:
-                        yield item.split, {"id": base_id, "item_id": item.external_id, "aspect": aspect, **row, **provenance}
+                        yield (
+                            item.split,
+                            {
+                                "id": base_id,
+                                "item_id": item.external_id,
+                                "aspect": aspect,
+                                **row,
+                                **provenance,
+                            },
+                        )
                     continue
                 for p in prefs:
                     if p.is_tie and not options.keep_ties:
                         stats.ties_dropped += 1
                         continue
-                    yield item.split, {
-                        "id": f"{base_id}/{p.winner}>{p.loser}",
-                        "item_id": item.external_id,
-                        "aspect": aspect,
-                        **_pair_columns(shape, item, p, options),
-                        "margin": float(p.strength),
-                        "chosen_model": item.models[p.winner],
-                        "rejected_model": item.models[p.loser],
-                        **provenance,
-                    }
+                    yield (
+                        item.split,
+                        {
+                            "id": f"{base_id}/{p.winner}>{p.loser}",
+                            "item_id": item.external_id,
+                            "aspect": aspect,
+                            **_pair_columns(shape, item, p, options),
+                            "margin": float(p.strength),
+                            "chosen_model": item.models[p.winner],
+                            "rejected_model": item.models[p.loser],
+                            **provenance,
+                        },
+                    )
             progress(len(chunk))
 
     return total, generate()
 
 
-def _pair_columns(shape: str, item: _ItemText, p: verdicts.Preference, options: ExportOptions) -> dict:
+def _pair_columns(
+    shape: str, item: _ItemText, p: verdicts.Preference, options: ExportOptions
+) -> dict:
     chosen, rejected = item.responses[p.winner], item.responses[p.loser]
     if options.conversational:
         messages = prompt_messages(item.prompt)
@@ -394,8 +464,13 @@ def _pair_columns(shape: str, item: _ItemText, p: verdicts.Preference, options: 
 
 
 def _listwise_row(
-    item: _ItemText, task_type: str, value: dict, prefs: list[verdicts.Preference], k: int,
-    options: ExportOptions, stats: _Stats,
+    item: _ItemText,
+    task_type: str,
+    value: dict,
+    prefs: list[verdicts.Preference],
+    k: int,
+    options: ExportOptions,
+    stats: _Stats,
 ) -> dict | None:
     """Ranks (1 = best, ties share a rank) and scores of the K responses of one label."""
     if task_type == verdicts.RANKING:
@@ -437,14 +512,17 @@ class IsoTimestamp(Func):
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         return self.as_sql(
-            compiler, connection,
+            compiler,
+            connection,
             template="""to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""",
             **extra,
         )
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         return self.as_sql(
-            compiler, connection, template="strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ', %(expressions)s)",
+            compiler,
+            connection,
+            template="strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ', %(expressions)s)",
             **extra,
         )
 
@@ -483,9 +561,23 @@ def _raw_rows(
             created_text=IsoTimestamp("created_at"),
         )
         .values_list(
-            "pk", "item_id", "aspect", "kind", "source", "annotator_id", "external_annotator",
-            "judge_id", "prompt_version", "task_type", "value_text", "probabilities_text",
-            "confidence", "signals_text", "rationale", "confidence_label", "time_spent_ms",
+            "pk",
+            "item_id",
+            "aspect",
+            "kind",
+            "source",
+            "annotator_id",
+            "external_annotator",
+            "judge_id",
+            "prompt_version",
+            "task_type",
+            "value_text",
+            "probabilities_text",
+            "confidence",
+            "signals_text",
+            "rationale",
+            "confidence_label",
+            "time_spent_ms",
             "created_text",
         )
         .iterator(chunk_size=READ_CHUNK)
@@ -505,9 +597,26 @@ def _raw_rows(
         for chunk in _chunks(rows, READ_CHUNK):
             cache.load(r[1] for r in chunk)
             items = cache.items
-            for (pk, item_id, aspect, kind, source, annotator_id, external, judge_id, pv, task_type,
-                 value, probabilities, confidence, signals, rationale, conf_label, time_ms,
-                 created_at) in chunk:
+            for (
+                pk,
+                item_id,
+                aspect,
+                kind,
+                source,
+                annotator_id,
+                external,
+                judge_id,
+                pv,
+                task_type,
+                value,
+                probabilities,
+                confidence,
+                signals,
+                rationale,
+                conf_label,
+                time_ms,
+                created_at,
+            ) in chunk:
                 item = items[item_id]
                 seen[(kind, aspect, judge_id)] += 1
                 if kind == human_kind:
@@ -519,28 +628,33 @@ def _raw_rows(
                     source = "annotate" if annotator_id else "imported"
                 else:
                     annotator = None
-                yield item.split, {
-                    "id": pk,
-                    "item_id": item.external_id,
-                    "aspect": aspect,
-                    "kind": kind,
-                    "source": source,
-                    "annotator": annotator,
-                    "judge": judge_names.get(judge_id) if judge_id else None,
-                    "prompt_version": pv,
-                    "task_type": task_type,
-                    "value": json_out(value),
-                    "probabilities": None if probabilities in empty_json else json_out(probabilities),
-                    "confidence": confidence,
-                    "signals": None if signals in empty_json else json_out(signals),
-                    "rationale": rationale,
-                    "confidence_label": conf_label,
-                    "time_spent_ms": time_ms,
-                    "created_at": created_at,
-                    "prompt": item.text,
-                    "responses": item.responses,
-                    "models": item.models,
-                }
+                yield (
+                    item.split,
+                    {
+                        "id": pk,
+                        "item_id": item.external_id,
+                        "aspect": aspect,
+                        "kind": kind,
+                        "source": source,
+                        "annotator": annotator,
+                        "judge": judge_names.get(judge_id) if judge_id else None,
+                        "prompt_version": pv,
+                        "task_type": task_type,
+                        "value": json_out(value),
+                        "probabilities": None
+                        if probabilities in empty_json
+                        else json_out(probabilities),
+                        "confidence": confidence,
+                        "signals": None if signals in empty_json else json_out(signals),
+                        "rationale": rationale,
+                        "confidence_label": conf_label,
+                        "time_spent_ms": time_ms,
+                        "created_at": created_at,
+                        "prompt": item.text,
+                        "responses": item.responses,
+                        "models": item.models,
+                    },
+                )
             progress(len(chunk))
         stats.annotators.update(pseudonyms.values())
         for (kind, aspect, judge_id), n in seen.items():
@@ -550,228 +664,6 @@ def _raw_rows(
                 stats.judges[judge_names.get(judge_id, str(judge_id))] += n
 
     return total, generate()
-
-
-# --- PostgreSQL fast path: raw → JSONL built by the database ------------------------------------
-#
-# Why: a per-row Python loop costs ~18 µs of CPU per raw judgment (driver, row dict, orjson,
-# writes), which caps raw JSONL near 50,000 rows per CPU-second; the target is 100,000 rows/s.
-# On PostgreSQL the database builds the judgment part of each output line as text and streams
-# it with ``COPY (SELECT …) TO STDOUT (FORMAT binary)``; Python splices in the item's part (the
-# same bytes for every judgment of an item, made once per item with orjson from `_item_text`,
-# the Python path's own code) and writes blocks of lines. Card counts, the total and the
-# annotators come from one GROUP BY; progress is recorded after each batch of COPY_BATCH ids.
-#
-# When: PostgreSQL, shape ``raw``, format ``jsonl`` (`raw_jsonl_fast_path`). Parquet, HF and the
-# label shapes (whose rows come from Python verdict expansion) take the Python path, which stays
-# the reference.
-#
-# Equivalence (tests/annotate/services/test_exports.py proves it on PostgreSQL): the same keys in
-# the same order and the same values; the bytes are identical too except for the spelling of
-# some floats (``confidence``: PostgreSQL writes ``1e-07`` where orjson writes ``1e-7``; integral
-# floats get orjson's ``.0``). Strings are escaped by PostgreSQL's JSON escaper, which writes
-# what orjson writes (\" \\ \b \f \n \r \t, other control characters as \u00xx, non-ASCII as
-# UTF-8); stored JSON verdicts are the same ``jsonb::text`` the Python path passes through.
-# Pseudonyms are made in Python by `pseudonym` (the salt never reaches SQL) for the few distinct
-# annotators and passed in as a jsonb map.
-#
-# Binary COPY, because the text format escapes JSON's backslashes and CSV scans every byte; a
-# text field in binary is its bytes as they are.
-
-COPY_BATCH = 100_000  # judgment ids per COPY statement; progress is recorded between them
-
-# Stored JSON passed through as text; NULL, JSON null and {} become null, as in `_raw_rows`.
-_JSON_TEXT = (
-    "CASE WHEN {c} IS NULL OR {c} = 'null'::jsonb OR {c} = '{{}}'::jsonb THEN 'null' ELSE {c}::text END"
-)
-
-# One field per judgment: "<item pk> <{"id":N> <the rest, up to created_at>": Python puts the
-# item's external id between the second and third parts and its text after the third.
-_LINE_SQL = """
-SELECT concat(j.item_id, ' {{"id":', j.id, ' ',
-    ',"aspect":', to_json(j.aspect::text),
-    ',"kind":', to_json(j.kind::text),
-    ',"source":', to_json(CASE WHEN j.kind = 'human'
-                               THEN CASE WHEN j.annotator_id IS NOT NULL THEN 'annotate' ELSE 'imported' END
-                               ELSE j.source::text END),
-    ',"annotator":', CASE WHEN j.kind = 'human' THEN coalesce(({names}::jsonb -> (
-           CASE WHEN j.annotator_id IS NOT NULL THEN 'user:' || j.annotator_id
-                ELSE 'ext:' || coalesce(nullif(j.external_annotator, ''), j.source) END))::text, 'null')
-       ELSE 'null' END,
-    ',"judge":', CASE WHEN j.judge_id IS NULL THEN 'null'
-                      ELSE coalesce(({judges}::jsonb -> j.judge_id::text)::text, 'null') END,
-    ',"prompt_version":', to_json(j.prompt_version::text),
-    ',"task_type":', to_json(j.task_type::text),
-    ',"value":', coalesce(j.value::text, 'null'),
-    ',"probabilities":', {probabilities},
-    ',"confidence":', CASE
-           WHEN j.confidence IS NULL OR j.confidence IN ('NaN', 'Infinity', '-Infinity') THEN 'null'
-           -- orjson writes integral floats as 1.0, PostgreSQL as 1
-           WHEN j.confidence = floor(j.confidence) AND abs(j.confidence) < 1e15
-               THEN j.confidence::text || '.0'
-           ELSE j.confidence::text END,
-    ',"signals":', {signals},
-    ',"rationale":', to_json(j.rationale::text),
-    ',"confidence_label":', to_json(j.confidence_label::text),
-    ',"time_spent_ms":', coalesce(j.time_spent_ms::text, 'null'),
-    ',"created_at":"',
-    to_char(j.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '"')
-FROM {judgment} j
-WHERE j.id >= {low} AND j.id < {high}{where}
-ORDER BY j.id
-"""
-
-_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8  # signature, flags 0, no extension
-
-
-def raw_jsonl_fast_path(shape: str, file_format: str, options: ExportOptions) -> bool:
-    """Whether an export takes the PostgreSQL COPY path (see the comment above)."""
-    return connection.vendor == "postgresql" and shape == "raw" and file_format == "jsonl"
-
-
-class _ItemParts:
-    """Per item: its split, ``,"item_id":…`` and ``,"prompt":…,"responses":…,"models":…}\\n``,
-    serialised by orjson from `_item_text` (the Python path's item text), for one batch."""
-
-    def __init__(self, project: Project, options: ExportOptions) -> None:
-        self.project = project
-        self.options = options
-        self.parts: dict[int, tuple[str, bytes, bytes]] = {}
-
-    def load(self, start: int, end: int, judgments: Any) -> None:
-        """The project's items of the judgments with ids in [start, end)."""
-        self.parts = {}
-        span = Judgment.objects.filter(pk__gte=start, pk__lt=end).aggregate(
-            low=Min("item_id"), high=Max("item_id")
-        )
-        if span["low"] is None:
-            return
-        items = Item.objects.filter(project=self.project)
-        if span["high"] - span["low"] <= 4 * COPY_BATCH:
-            # Judgments come in id order and an item's are made together: a dense item range.
-            items = items.filter(pk__gte=span["low"], pk__lte=span["high"])
-        else:
-            items = items.filter(pk__in=judgments.values("item_id"))
-        dumps = orjson.dumps
-        for pk, ext, prompt_json, responses_json in _item_rows(items).iterator(chunk_size=READ_CHUNK):
-            item = _item_text(ext, prompt_json, responses_json, self.options)
-            self.parts[pk] = (
-                item.split,
-                b',"item_id":' + dumps(item.external_id),
-                b',"prompt":' + dumps(item.text) + b',"responses":' + dumps(item.responses)
-                + b',"models":' + dumps(item.models) + b"}\n",
-            )
-
-
-def _copy_lines(cursor: Any, copy_sql: str, items: _ItemParts, sink: dict[str, Any]) -> Counter:
-    """Run a binary COPY of the judgment parts and write whole lines to the split's file.
-
-    Framing: a 19-byte header, then per row int16 field count (1), int32 length and the bytes,
-    and an int16 -1 trailer; libpq hands over one row per block."""
-    counts: Counter = Counter()
-    pending: dict[str, list[bytes]] = {}
-    parts = items.parts
-    first = True
-    with cursor.copy(copy_sql) as copy:
-        for block in copy:
-            if first:
-                first = False
-                if bytes(block[:19]) != _BINARY_HEADER:
-                    raise ExportError("unexpected COPY header")
-                block = block[19:]
-                if not block:
-                    continue
-            if len(block) == 2:  # the trailer (a row is never this short)
-                continue
-            item_id, head, rest = bytes(block[6:]).split(b" ", 2)
-            item = parts.get(int(item_id))
-            if item is None:  # a judgment of another project within the id range
-                continue
-            split, item_head, item_tail = item
-            lines = pending.get(split)
-            if lines is None:
-                lines = pending[split] = []
-            lines += (head, item_head, rest, item_tail)
-            if len(lines) >= 16_384:
-                sink[split].write(b"".join(lines))
-                counts[split] += len(lines) // 4
-                lines.clear()
-    for split, lines in pending.items():
-        sink[split].write(b"".join(lines))
-        counts[split] += len(lines) // 4
-    return counts
-
-
-def _raw_jsonl_copy(
-    export: Export, project: Project, options: ExportOptions, folder: Path, stats: _Stats,
-    on_total: Callable[[int], None], on_progress: Callable[[int, int], None],
-) -> int:
-    """Write the split files of a raw JSONL export with COPY; the number of rows."""
-    from psycopg import sql as psql
-
-    connection.ensure_connection()
-    raw = connection.connection
-
-    def lit(value: Any) -> str:
-        return psql.Literal(value).as_string(raw)
-
-    judgment_table = connection.ops.quote_name(Judgment._meta.db_table)
-    where = ""
-    if options.source != "all":
-        where += f" AND j.kind = {lit(options.source)}"
-    if options.aspect:
-        where += f" AND j.aspect = {lit(options.aspect)}"
-    base = _raw_queryset(project, options)
-    # One pass for the card's counts, the annotators to pseudonymise and the id range.
-    groups = (
-        base.order_by()
-        .values_list("kind", "aspect", "judge_id", "annotator_id", "external_annotator", "source")
-        .annotate(n=Count("pk"), low=Min("pk"), high=Max("pk"))
-    )
-    judge_names = dict(Judge.objects.values_list("pk", "name"))
-    names: dict[str, str] = {}
-    total, low, high = 0, None, None
-    for kind, aspect, judge_id, annotator_id, external, source, n, lo, hi in groups:
-        total += n
-        low = lo if low is None else min(low, lo)
-        high = hi if high is None else max(high, hi)
-        stats.kinds[kind] += n
-        stats.aspects[aspect] += n
-        if judge_id:
-            stats.judges[judge_names.get(judge_id, str(judge_id))] += n
-        if kind == Judgment.Kind.HUMAN:
-            # The same key and function as the Python path (`who` in _raw_rows).
-            key = f"user:{annotator_id}" if annotator_id else f"ext:{external or source}"
-            if key not in names:
-                names[key] = pseudonym(project=project, key=key)
-    stats.annotators.update(names.values())
-    on_total(total)
-
-    splits = ["train", "test"] if options.test_fraction > 0 else ["train"]
-    sink = {s: open(folder / f"{s}.jsonl", "wb") for s in splits}  # noqa: SIM115 — closed below
-    items = _ItemParts(project, options)
-    written = 0
-    try:
-        with connection.cursor() as cursor:
-            for start in range(low or 0, (high or -1) + 1, COPY_BATCH):
-                end = start + COPY_BATCH
-                items.load(start, end, base.filter(pk__gte=start, pk__lt=end))
-                query = _LINE_SQL.format(
-                    names=lit(orjson.dumps(names).decode()),
-                    judges=lit(orjson.dumps({str(k): v for k, v in judge_names.items()}).decode()),
-                    probabilities=_JSON_TEXT.format(c="j.probabilities"),
-                    signals=_JSON_TEXT.format(c="j.signals"),
-                    judgment=judgment_table, low=int(start), high=int(end), where=where,
-                )
-                counts = _copy_lines(cursor, f"COPY ({query}) TO STDOUT (FORMAT binary)", items, sink)
-                stats.rows.update(counts)
-                batch = sum(counts.values())
-                written += batch
-                on_progress(batch, written)
-    finally:
-        for out in sink.values():
-            out.close()
-    return written
 
 
 # --- Writers ------------------------------------------------------------------------------------
@@ -888,7 +780,10 @@ def export_create(
         raise ExportError(f"file_format: {file_format!r} is not one of {', '.join(FORMATS)}")
     options = export_options_clean(project=project, filters=filters)
     export = Export.objects.create(
-        project=project, shape=shape, file_format=file_format, filters=options.as_filters(),
+        project=project,
+        shape=shape,
+        file_format=file_format,
+        filters=options.as_filters(),
         created_by=user,
     )
     if enqueue:
@@ -919,7 +814,8 @@ def export_run(*, export: Export) -> Export:
     except Exception as exc:
         log.exception("export %s failed", export.pk)
         Export.objects.filter(pk=export.pk).update(
-            status=Export.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:5000],
+            status=Export.Status.FAILED,
+            error=f"{type(exc).__name__}: {exc}"[:5000],
             finished_at=timezone.now(),
         )
     export.refresh_from_db()
@@ -927,6 +823,7 @@ def export_run(*, export: Export) -> Export:
 
 
 def _write(export: Export) -> None:
+    from annotate.services import export_copy
     from annotate.services.labels import final_labels_compute
 
     project = export.project
@@ -938,8 +835,7 @@ def _write(export: Export) -> None:
     Export.objects.filter(pk=export.pk).update(path=str(folder))
 
     if export.shape != "raw" and (
-        options.labels_method
-        or not FinalLabel.objects.filter(item__project=project).exists()
+        options.labels_method or not FinalLabel.objects.filter(item__project=project).exists()
     ):
         final_labels_compute(project=project, method=options.labels_method or "majority")
 
@@ -953,18 +849,29 @@ def _write(export: Export) -> None:
         Export.objects.filter(pk=export.pk).update(processed=processed, rows=written)
 
     columns = _schema(export.shape, options.conversational)
-    if raw_jsonl_fast_path(export.shape, export.file_format, options):
+    target = folder / "_parquet" if export.file_format == "hf" else folder
+    target.mkdir(exist_ok=True)
+    if export_copy.raw_copy_fast_path(export.shape, export.file_format):
 
         def copied(n: int, done: int) -> None:
             nonlocal written
             written = done
             progress(n)
 
-        _raw_jsonl_copy(
-            export, project, options, folder, stats,
-            on_total=lambda total: Export.objects.filter(pk=export.pk).update(total=total),
-            on_progress=copied,
-        )
+        fast = {
+            "project": project,
+            "options": options,
+            "folder": target,
+            "stats": stats,
+            "on_total": lambda total: Export.objects.filter(pk=export.pk).update(total=total),
+            "on_progress": copied,
+        }
+        if export.file_format == "jsonl":
+            export_copy.raw_jsonl_copy(**fast)
+        else:
+            names = export_copy.raw_parquet_copy(columns=columns, **fast)
+            if export.file_format == "hf":
+                _save_hf(folder, target, names)
         _finish(export, project, options, stats, folder, columns, written, processed)
         return
 
@@ -975,8 +882,6 @@ def _write(export: Export) -> None:
         total, rows = _label_rows(export.shape, project, options, stats, progress)
     Export.objects.filter(pk=export.pk).update(total=total)
 
-    target = folder / "_parquet" if export.file_format == "hf" else folder
-    target.mkdir(exist_ok=True)
     if export.file_format == "jsonl":
         sink: _JsonlSink | _ParquetSink = _JsonlSink(target)
     else:
@@ -994,15 +899,26 @@ def _write(export: Export) -> None:
 
 
 def _finish(
-    export: Export, project: Project, options: ExportOptions, stats: _Stats, folder: Path,
-    columns: list[tuple[str, Any]], written: int, processed: int,
+    export: Export,
+    project: Project,
+    options: ExportOptions,
+    stats: _Stats,
+    folder: Path,
+    columns: list[tuple[str, Any]],
+    written: int,
+    processed: int,
 ) -> None:
     """Write the dataset card and mark the export succeeded."""
     card_stats = _card_stats(export, project, options, stats)
     (folder / CARD).write_text(dataset_card(export=export, stats=card_stats, columns=columns))
     Export.objects.filter(pk=export.pk).update(
-        status=Export.Status.SUCCEEDED, rows=written, processed=processed,
-        files=_list_files(folder), stats=card_stats, finished_at=timezone.now(), error="",
+        status=Export.Status.SUCCEEDED,
+        rows=written,
+        processed=processed,
+        files=_list_files(folder),
+        stats=card_stats,
+        finished_at=timezone.now(),
+        error="",
     )
 
 
@@ -1062,7 +978,9 @@ def _card_stats(export: Export, project: Project, options: ExportOptions, stats:
         "judgments_by_kind": dict(stats.kinds),
         "aspects": dict(stats.aspects),
         "ties_dropped": stats.ties_dropped,
-        "mean_agreement": round(stats.agreement_sum / stats.agreement_n, 4) if stats.agreement_n else None,
+        "mean_agreement": round(stats.agreement_sum / stats.agreement_n, 4)
+        if stats.agreement_n
+        else None,
         "labels_with_agreement": stats.agreement_n,
         "annotators": len(stats.annotators) if export.shape == "raw" else _human_count(project),
         "judges": [{"name": n, "backend": b} for n, b in panel],
@@ -1077,7 +995,11 @@ def _card_stats(export: Export, project: Project, options: ExportOptions, stats:
                 "budget_kind": routing.budget_kind,
                 "cost_per_judgment": routing.cost_per_judgment,
                 "human_items": routing.human_items,
-                "estimate": {k: v for k, v in (routing.estimate or {}).items() if not isinstance(v, (list, dict))},
+                "estimate": {
+                    k: v
+                    for k, v in (routing.estimate or {}).items()
+                    if not isinstance(v, (list, dict))
+                },
                 "applied_at": routing.applied_at.isoformat() if routing.applied_at else None,
             }
             if routing
@@ -1162,14 +1084,25 @@ def dataset_card(*, export: Export, stats: dict, columns: list[tuple[str, Any]])
         ]
     if stats.get("judgments_by_kind"):
         lines += [
-            "Judgments: " + ", ".join(f"{n} {k}" for k, n in sorted(stats["judgments_by_kind"].items())) + ".",
+            "Judgments: "
+            + ", ".join(f"{n} {k}" for k, n in sorted(stats["judgments_by_kind"].items()))
+            + ".",
             "",
         ]
-    lines += ["Aspects: " + (", ".join(f"{a} ({n})" for a, n in sorted(stats["aspects"].items())) or "none") + ".", ""]
+    lines += [
+        "Aspects: "
+        + (", ".join(f"{a} ({n})" for a, n in sorted(stats["aspects"].items())) or "none")
+        + ".",
+        "",
+    ]
     lines += ["## Sources", ""]
     lines += [f"- Human annotators: {stats['annotators']} (pseudonymised in raw exports)."]
     if stats["judges"]:
-        lines += ["- AI panel: " + ", ".join(f"`{j['name']}` ({j['backend']})" for j in stats["judges"]) + "."]
+        lines += [
+            "- AI panel: "
+            + ", ".join(f"`{j['name']}` ({j['backend']})" for j in stats["judges"])
+            + "."
+        ]
     else:
         lines += ["- AI panel: none."]
     lines += [
@@ -1198,14 +1131,25 @@ def dataset_card(*, export: Export, stats: dict, columns: list[tuple[str, Any]])
         lines += [
             f"Policy `{routing['policy']}` ({routing['policy_version']}), budget "
             f"{routing['budget']:g} {routing['budget_kind']}"
-            + (f" at {routing['cost_per_judgment']:g} per judgment" if routing["cost_per_judgment"] else "")
+            + (
+                f" at {routing['cost_per_judgment']:g} per judgment"
+                if routing["cost_per_judgment"]
+                else ""
+            )
             + f"; {routing['human_items']} items went to humans.",
         ]
         if routing.get("estimate"):
-            lines += ["Estimates at routing time: " + ", ".join(f"{k} = {v}" for k, v in routing["estimate"].items()) + "."]
+            lines += [
+                "Estimates at routing time: "
+                + ", ".join(f"{k} = {v}" for k, v in routing["estimate"].items())
+                + "."
+            ]
         lines += [""]
     else:
-        lines += ["No routing run was applied: every item kept the source it had (imported or annotated).", ""]
+        lines += [
+            "No routing run was applied: every item kept the source it had (imported or annotated).",
+            "",
+        ]
     filters = stats["filters"]
     lines += [
         "## Filters",
@@ -1221,8 +1165,8 @@ def dataset_card(*, export: Export, stats: dict, columns: list[tuple[str, Any]])
         "",
         *(f"- `{name}`: {_COLUMN_DOCS.get(name, '')}" for name, _ in columns),
         "",
-        "Verdict shapes: pairwise `{\"strength\": -2..2}` (positive: the first response is better); "
-        "ranking `{\"ranks\": [...]}` (1 = best); K-wise `{\"best\": i, \"worst\": j}`.",
+        'Verdict shapes: pairwise `{"strength": -2..2}` (positive: the first response is better); '
+        'ranking `{"ranks": [...]}` (1 = best); K-wise `{"best": i, "worst": j}`.',
         "",
     ]
     return "\n".join(lines)
@@ -1273,7 +1217,10 @@ def export_zip_stream(*, export: Export, chunk: int = 1 << 20) -> Iterator[bytes
     pipe = _Pipe()
     with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:  # type: ignore[arg-type]
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            with open(path, "rb") as src, zf.open(str(path.relative_to(folder)), "w", force_zip64=True) as dst:
+            with (
+                open(path, "rb") as src,
+                zf.open(str(path.relative_to(folder)), "w", force_zip64=True) as dst,
+            ):
                 while block := src.read(chunk):
                     dst.write(block)
                     yield from pipe.drain()

@@ -3,6 +3,8 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import pytest
 
 from annotate.models import Export, Item, Judge, Judgment, RoutingRun
 from annotate.records import hash_content
-from annotate.services import exports
+from annotate.services import export_copy, exports
 from annotate.services.exports import ExportError, export_create, export_run
 from annotate.services.labels import final_labels_compute
 from config.celery import app as celery_app
@@ -418,19 +420,25 @@ def tricky(project: Any, member: Any) -> Any:
     return project
 
 
-def both_paths(
-    project: Any, monkeypatch: Any, **filters: Any
-) -> tuple[bytes, bytes, Export, Export]:
-    fast = run(project, "raw", **filters)
+@contextmanager
+def slow_path(monkeypatch: Any) -> Iterator[None]:
+    """Exports take the Python path (the reference) on any database while this lasts."""
     with monkeypatch.context() as m:
-        m.setattr(exports, "raw_jsonl_fast_path", lambda *a: False)
-        slow = run(project, "raw", **filters)
-    return (
-        (Path(fast.path) / "train.jsonl").read_bytes(),
-        (Path(slow.path) / "train.jsonl").read_bytes(),
-        fast,
-        slow,
-    )
+        m.setattr(export_copy, "raw_copy_fast_path", lambda *a: False)
+        yield
+
+
+def both_paths(
+    project: Any, monkeypatch: Any, fmt: str = "jsonl", **filters: Any
+) -> tuple[Export, Export]:
+    fast = run(project, "raw", fmt, **filters)
+    with slow_path(monkeypatch):
+        slow = run(project, "raw", fmt, **filters)
+    return fast, slow
+
+
+def file_of(export: Export, split: str = "train") -> Path:
+    return Path(export.path) / f"{split}.{export.file_format}"
 
 
 def assert_same_rows(fast: bytes, slow: bytes) -> list[dict]:
@@ -445,32 +453,56 @@ def assert_same_rows(fast: bytes, slow: bytes) -> list[dict]:
     return [json.loads(line) for line in slow_lines]
 
 
+def assert_same_table(fast: Path, slow: Path) -> list[dict]:
+    fast_table, slow_table = pq.read_table(fast), pq.read_table(slow)
+    assert fast_table.schema == slow_table.schema
+    assert fast_table.num_rows == slow_table.num_rows > 0
+    fast_rows, slow_rows = fast_table.to_pylist(), slow_table.to_pylist()
+    for f_row, s_row in zip(fast_rows, slow_rows, strict=True):
+        assert f_row == s_row
+    return slow_rows
+
+
+def assert_same_files(fast: Export, slow: Export, split: str = "train") -> list[dict]:
+    if fast.file_format == "parquet":
+        return assert_same_table(file_of(fast, split), file_of(slow, split))
+    return assert_same_rows(file_of(fast, split).read_bytes(), file_of(slow, split).read_bytes())
+
+
+FORMATS = pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+
+
+@FORMATS
 def test_copy_fast_path_writes_the_same_rows_as_the_python_path(
-    tricky: Any, on_postgres: None, monkeypatch: Any
+    tricky: Any, on_postgres: None, monkeypatch: Any, fmt: str
 ) -> None:
     calls: list[int] = []
-    real = exports._raw_jsonl_copy
-    monkeypatch.setattr(
-        exports, "_raw_jsonl_copy", lambda *a, **k: calls.append(1) or real(*a, **k)
-    )
-    fast, slow, fast_export, slow_export = both_paths(tricky, monkeypatch)
+    real = export_copy._plan
+    monkeypatch.setattr(export_copy, "_plan", lambda *a: calls.append(1) or real(*a))
+    fast_export, slow_export = both_paths(tricky, monkeypatch, fmt)
     assert calls == [1]  # the fast run went through COPY (the slow one is patched off)
-    rows = assert_same_rows(fast, slow)
-    assert fast.endswith(b"\n") and fast.count(b"\n") == len(rows)
+    rows = assert_same_files(fast_export, slow_export)
     assert any(TRICKY in r["prompt"] for r in rows) and any(TRICKY in r["item_id"] for r in rows)
-    # Everything but float spelling is byte-identical (PostgreSQL and orjson escape alike).
-    assert fast.replace(b"1e-07", b"1e-7") == slow
+    assert any(r["time_spent_ms"] is None for r in rows) and any(r["probabilities"] for r in rows)
+    if fmt == "jsonl":
+        fast, slow = file_of(fast_export).read_bytes(), file_of(slow_export).read_bytes()
+        assert fast.endswith(b"\n") and fast.count(b"\n") == len(rows)
+        # Everything but float spelling is byte-identical (PostgreSQL and orjson escape alike).
+        assert fast.replace(b"1e-07", b"1e-7") == slow
+    else:
+        assert pq.read_schema(file_of(fast_export)) == pq.read_schema(file_of(slow_export))
     assert fast_export.rows == slow_export.rows == fast_export.total == len(rows)
     assert fast_export.processed == len(rows)
     for key in ("rows", "judgments_by_kind", "aspects", "annotators", "judge_judgments"):
         assert fast_export.stats[key] == slow_export.stats[key], key
 
 
+@FORMATS
 def test_copy_fast_path_pseudonyms_are_the_python_ones(
-    tricky: Any, on_postgres: None, monkeypatch: Any
+    tricky: Any, on_postgres: None, monkeypatch: Any, fmt: str
 ) -> None:
-    fast, _, _, _ = both_paths(tricky, monkeypatch)
-    rows = [json.loads(line) for line in fast.splitlines()]
+    fast, _ = both_paths(tricky, monkeypatch, fmt)
+    rows = read_jsonl(fast) if fmt == "jsonl" else pq.read_table(file_of(fast)).to_pylist()
     humans = [r for r in rows if r["kind"] == "human"]
     expected = {
         exports.pseudonym(project=tricky, key=k) for k in ("ext:plain", f"ext:ext {TRICKY}")
@@ -482,72 +514,138 @@ def test_copy_fast_path_pseudonyms_are_the_python_ones(
     }
     assert {r["annotator"] for r in humans} == expected
     assert all(r["annotator"] is None for r in rows if r["kind"] == "ai")
-    assert f"ext {TRICKY}".encode() not in fast
+    assert f"ext {TRICKY}".encode() not in file_of(fast).read_bytes()
 
 
+@FORMATS
 @pytest.mark.parametrize(
     "filters", [{"source": "human"}, {"source": "ai"}, {"aspect": "harmlessness"}]
 )
 def test_copy_fast_path_respects_filters(
-    tricky: Any, on_postgres: None, monkeypatch: Any, filters: dict
+    tricky: Any, on_postgres: None, monkeypatch: Any, filters: dict, fmt: str
 ) -> None:
-    fast, slow, fast_export, _ = both_paths(tricky, monkeypatch, **filters)
-    rows = assert_same_rows(fast, slow)
+    fast, slow = both_paths(tricky, monkeypatch, fmt, **filters)
+    rows = assert_same_files(fast, slow)
     if "source" in filters:
         assert {r["kind"] for r in rows} == {filters["source"]}
     else:
         assert {r["aspect"] for r in rows} == {"harmlessness"}
-    assert fast_export.rows == len(rows)
+    assert fast.rows == len(rows)
 
 
+@FORMATS
 def test_copy_fast_path_leaves_out_other_projects(
-    tricky: Any, make_project: Any, on_postgres: None, monkeypatch: Any
+    tricky: Any, make_project: Any, on_postgres: None, monkeypatch: Any, fmt: str
 ) -> None:
     other = make_project("other", items=3)
     for n, item in enumerate(other.items.all()):  # ids interleaved with the tricky project's
         human(item, "someone", {"strength": 1})
         human(tricky.items.first(), f"late-{n}", {"strength": 0})
-    monkeypatch.setattr(exports, "COPY_BATCH", 3)
-    fast, slow, _, _ = both_paths(tricky, monkeypatch)
-    rows = assert_same_rows(fast, slow)
+    monkeypatch.setattr(export_copy, "COPY_BATCH", 3)
+    fast, slow = both_paths(tricky, monkeypatch, fmt)
+    rows = assert_same_files(fast, slow)
     assert not {r["item_id"] for r in rows} & set(
         other.items.values_list("external_id", flat=True)
     ) - set(tricky.items.values_list("external_id", flat=True))
     assert len(rows) == Judgment.objects.filter(item__project=tricky).count()
 
 
+@FORMATS
 def test_copy_fast_path_spans_several_batches(
-    tricky: Any, on_postgres: None, monkeypatch: Any
+    tricky: Any, on_postgres: None, monkeypatch: Any, fmt: str
 ) -> None:
-    monkeypatch.setattr(exports, "COPY_BATCH", 2)
-    fast, slow, fast_export, _ = both_paths(tricky, monkeypatch)
-    rows = assert_same_rows(fast, slow)
+    monkeypatch.setattr(export_copy, "COPY_BATCH", 2)
+    fast, slow = both_paths(tricky, monkeypatch, fmt)
+    rows = assert_same_files(fast, slow)
     assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
-    assert fast_export.processed == fast_export.rows == len(rows)
+    assert fast.processed == fast.rows == len(rows)
 
 
+@FORMATS
+def test_copy_fast_path_items_whose_judgments_interleave(
+    tricky: Any, on_postgres: None, monkeypatch: Any, fmt: str
+) -> None:
+    # A judge run over every item, then another: each row's item differs from the row before,
+    # and an item comes back after others (the item cache is kept tiny to be emptied too).
+    judge = Judge.objects.create(name="round-robin", backend="imported")
+    items = list(tricky.items.order_by("pk"))
+    for version in ("v1", "v2"):
+        for item in items:
+            Judgment.objects.create(
+                item=item,
+                kind="ai",
+                source="rr",
+                judge=judge,
+                prompt_version=version,
+                task_type="pairwise",
+                value={"strength": 1},
+                confidence=0.5,
+            )
+    monkeypatch.setattr(export_copy, "ITEM_CACHE", 2)
+    fast, slow = both_paths(tricky, monkeypatch, fmt)
+    rows = assert_same_files(fast, slow)
+    assert len(rows) == Judgment.objects.filter(item__project=tricky).count()
+
+
+@FORMATS
 def test_copy_fast_path_odd_items_and_a_test_split(
-    tricky: Any, on_postgres: None, monkeypatch: Any
+    tricky: Any, on_postgres: None, monkeypatch: Any, fmt: str
 ) -> None:
     # Item text is made by the Python path's own code, whatever the prompt's shape.
     Item.objects.filter(project=tricky, external_id="2").update(
         prompt=[{"role": None, "content": 5}]
     )
-    fast_export = run(tricky, "raw", test_fraction=0.5, split_seed="s")
-    with monkeypatch.context() as m:
-        m.setattr(exports, "raw_jsonl_fast_path", lambda *a: False)
-        slow_export = run(tricky, "raw", test_fraction=0.5, split_seed="s")
-    sizes = {}
-    for split in ("train", "test"):
-        fast = (Path(fast_export.path) / f"{split}.jsonl").read_bytes()
-        slow = (Path(slow_export.path) / f"{split}.jsonl").read_bytes()
-        sizes[split] = len(assert_same_rows(fast, slow))
+    fast, slow = both_paths(tricky, monkeypatch, fmt, test_fraction=0.5, split_seed="s")
+    sizes = {split: len(assert_same_files(fast, slow, split)) for split in ("train", "test")}
     assert all(sizes.values())  # both sides hold rows
-    assert fast_export.stats["rows"] == slow_export.stats["rows"] == sizes
-    rows = read_jsonl(fast_export, "train") + read_jsonl(fast_export, "test")
+    assert fast.stats["rows"] == slow.stats["rows"] == sizes
+    if fmt == "jsonl":
+        rows = read_jsonl(fast, "train") + read_jsonl(fast, "test")
+    else:
+        rows = [r for s in ("train", "test") for r in pq.read_table(file_of(fast, s)).to_pylist()]
     assert any(r["prompt"] == "None: 5" for r in rows)
 
 
-def test_only_raw_jsonl_takes_the_fast_path(tricky: Any) -> None:
-    assert not exports.raw_jsonl_fast_path("raw", "parquet", exports.ExportOptions())
-    assert not exports.raw_jsonl_fast_path("dpo", "jsonl", exports.ExportOptions())
+def test_copy_fast_path_writes_the_hf_folder_too(
+    tricky: Any, on_postgres: None, monkeypatch: Any
+) -> None:
+    import datasets
+
+    fast, slow = both_paths(tricky, monkeypatch, "hf")
+    fast_rows = datasets.load_from_disk(fast.path)["train"].to_list()
+    assert fast_rows == datasets.load_from_disk(slow.path)["train"].to_list()
+    assert len(fast_rows) == fast.rows > 0
+
+
+def test_a_failing_parquet_batch_fails_the_export(
+    tricky: Any, on_postgres: None, monkeypatch: Any
+) -> None:
+    def broken(self: Any, data: bytes) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(export_copy._ParquetBatches, "write", broken)
+    monkeypatch.setattr(export_copy, "COPY_BATCH", 2)  # several batches queue behind the worker
+    export = export_create(project=tricky, shape="raw", file_format="parquet", enqueue=False)
+    export = export_run(export=exports.export_claim(export_id=export.pk))
+    assert export.status == "failed"
+    assert "disk full" in export.error
+
+
+def test_copy_fast_path_restores_the_jit_setting(tricky: Any, on_postgres: None) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET jit = on")
+        run(tricky, "raw", "parquet")
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone()[0] == "on"
+
+
+def test_only_raw_exports_take_the_fast_path(tricky: Any) -> None:
+    from django.db import connection
+
+    assert not export_copy.raw_copy_fast_path("dpo", "jsonl")
+    assert not export_copy.raw_copy_fast_path("listwise", "parquet")
+    on_postgres = connection.vendor == "postgresql"
+    assert export_copy.raw_copy_fast_path("raw", "parquet") is on_postgres
+    assert export_copy.raw_copy_fast_path("raw", "jsonl") is on_postgres

@@ -1,0 +1,546 @@
+"""PostgreSQL fast path of raw exports: the database builds the rows and streams them with COPY.
+
+Why: the Python path spends ~18 µs of CPU per raw judgment (driver, row dict, orjson or Arrow
+conversion), which caps it near 50,000 rows per CPU-second; the target is 100,000 rows/s. On
+PostgreSQL the per-judgment work moves into the database (one backend, on the other core) and
+Python handles bytes in blocks and the item text once per item.
+
+When: PostgreSQL and shape ``raw`` (`raw_copy_fast_path`), any filter and test split.
+
+- JSONL: ``COPY (SELECT …) TO STDOUT (FORMAT binary)``; each row is the judgment's part of the
+  line, made by SQL (`_LINE_SQL`). Python splices in the item's part (external id, prompt,
+  responses, models, made once per item by orjson from `exports._item_values`, the Python path's
+  own code) and writes blocks of lines.
+- Parquet (and the Parquet files behind an HF folder): ``COPY (SELECT …) TO STDOUT (FORMAT
+  csv)`` of typed columns (`_COLUMNS_SQL`), parsed by pyarrow's CSV reader in C++; the item
+  columns are Arrow ``take``s of one array per batch, and the Parquet writer writes row groups.
+  A worker thread does the Arrow work of one batch (it releases the GIL) while the main thread
+  receives the next batch's COPY: the two overlap with the database building it.
+
+Items come inside the stream: a row whose item differs from the previous row's carries the
+item's ``[external_id, prompt, responses]`` as JSON (a `lag` window and an index lookup), so
+there is no separate item query per batch and no serial pause between batches. Rows of another
+project's items (ids interleave) carry an empty item and are dropped. Judgments that interleave
+items (e.g. a judge run over every item, then humans) make the database send an item with each
+row: still correct, and Python parses each item once per batch (a cache keyed by item id).
+
+Card counts, the total, the id range and the annotators to pseudonymise come from one GROUP BY
+before the COPYs (the Python path counts in its loop instead). Pseudonyms are made in Python
+by `exports.pseudonym` (the salt never reaches SQL) for the few distinct annotators and passed
+in as a jsonb map. Progress is recorded after each batch of COPY_BATCH judgment ids.
+
+Equivalence with the Python path (tests/annotate/services/test_exports.py checks it on
+PostgreSQL with quotes, backslashes, newlines, tabs, control characters and non-ASCII): the same
+rows in the same order with the same values. JSONL bytes are identical except the spelling of
+some floats (``confidence``: PostgreSQL writes ``1e-07`` where orjson writes ``1e-7``). Strings
+are escaped by PostgreSQL's JSON escaper, which writes what orjson writes; stored JSON verdicts
+are the same ``jsonb::text`` the Python path passes through.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from django.db import connection
+from django.db.models import Count, Max, Min
+
+from annotate.models import Item, Judge, Judgment, Project
+from annotate.services import exports
+
+COPY_BATCH = 100_000  # judgment ids per COPY statement; progress is recorded between them
+# Parquet holds a batch as CSV, then as Arrow columns with the item text repeated on each row
+# (~1.5 KB a row in all), twice over while the next batch streams in: smaller batches.
+PARQUET_BATCH = 20_000
+ITEM_CACHE = 4_000  # parsed items kept (by id) for items whose judgments interleave nearby
+
+_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8  # signature, flags 0, no extension
+_NULL_FIELD = b"\xff\xff\xff\xff"  # a NULL field's length in binary COPY
+
+
+def raw_copy_fast_path(shape: str, file_format: str) -> bool:
+    """Whether an export takes the PostgreSQL COPY path (see the module docstring)."""
+    return connection.vendor == "postgresql" and shape == "raw"
+
+
+# --- SQL ----------------------------------------------------------------------------------------
+
+# The item of a row whose item differs from the previous row's: "<item id> <JSON array>", the
+# array empty when the item is another project's. Otherwise NULL. The subquery is an index
+# lookup, run only for those rows.
+_ITEM_SQL = """CASE WHEN j.item_id IS DISTINCT FROM lag(j.item_id) OVER (ORDER BY j.id) THEN
+    concat(j.item_id, ' ', (SELECT json_build_array(i.external_id, i.prompt, i.responses)::text
+                             FROM {item} i WHERE i.id = j.item_id AND i.project_id = {project}))
+    END"""
+
+# Stored JSON passed through as text; NULL, JSON null and {} become null, as in `_raw_rows`.
+_JSON_OR_NULL = "CASE WHEN {c} IS NULL OR {c} = 'null'::jsonb OR {c} = '{{}}'::jsonb THEN NULL ELSE {c}::text END"
+
+# An imported human's source is their name: say only where it came from (as in `_raw_rows`).
+_SOURCE_SQL = """CASE WHEN j.kind = 'human'
+    THEN CASE WHEN j.annotator_id IS NOT NULL THEN 'annotate' ELSE 'imported' END
+    ELSE j.source::text END"""
+# The pseudonym's key, as `who` in `_raw_rows` makes it.
+_ANNOTATOR_SQL = """CASE WHEN j.kind = 'human' THEN {names}::jsonb -> (
+    CASE WHEN j.annotator_id IS NOT NULL THEN 'user:' || j.annotator_id
+         ELSE 'ext:' || coalesce(nullif(j.external_annotator, ''), j.source) END) END"""
+_JUDGE_SQL = "{judges}::jsonb -> j.judge_id::text"
+
+# JSONL: the judgment's part of one line, "{"id":N <the rest, up to created_at>": Python puts the
+# item's ,"item_id":… between the two parts and its prompt/responses/models after the second.
+_LINE_SQL = """
+SELECT concat('{{"id":', j.id, ' ',
+    ',"aspect":', to_json(j.aspect::text),
+    ',"kind":', to_json(j.kind::text),
+    ',"source":', to_json({source}),
+    ',"annotator":', coalesce(({annotator})::text, 'null'),
+    ',"judge":', coalesce(({judge})::text, 'null'),
+    ',"prompt_version":', to_json(j.prompt_version::text),
+    ',"task_type":', to_json(j.task_type::text),
+    ',"value":', coalesce(j.value::text, 'null'),
+    ',"probabilities":', coalesce({probabilities}, 'null'),
+    ',"confidence":', CASE
+           WHEN j.confidence IS NULL OR j.confidence IN ('NaN', 'Infinity', '-Infinity') THEN 'null'
+           -- orjson writes integral floats as 1.0, PostgreSQL as 1
+           WHEN j.confidence = floor(j.confidence) AND abs(j.confidence) < 1e15
+               THEN j.confidence::text || '.0'
+           ELSE j.confidence::text END,
+    ',"signals":', coalesce({signals}, 'null'),
+    ',"rationale":', to_json(j.rationale::text),
+    ',"confidence_label":', to_json(j.confidence_label::text),
+    ',"time_spent_ms":', coalesce(j.time_spent_ms::text, 'null'),
+    ',"created_at":"',
+    to_char(j.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '"'),
+    {item_field}
+FROM {judgment} j
+WHERE j.id >= {low} AND j.id < {high}{where}
+ORDER BY j.id
+"""
+
+# Parquet: typed columns for Arrow's CSV reader; `_CSV_COLUMNS` names them in this order.
+_COLUMNS_SQL = """
+SELECT {item_field}, j.id, j.aspect, j.kind, {source}, ({annotator}) #>> '{{}}',
+    ({judge}) #>> '{{}}', j.prompt_version, j.task_type, j.value::text, {probabilities},
+    j.confidence, {signals}, j.rationale, j.confidence_label, j.time_spent_ms,
+    (extract(epoch FROM j.created_at) * 1000000)::int8
+FROM {judgment} j
+WHERE j.id >= {low} AND j.id < {high}{where}
+ORDER BY j.id
+"""
+_CSV_COLUMNS = [
+    "item",
+    "id",
+    "aspect",
+    "kind",
+    "source",
+    "annotator",
+    "judge",
+    "prompt_version",
+    "task_type",
+    "value",
+    "probabilities",
+    "confidence",
+    "signals",
+    "rationale",
+    "confidence_label",
+    "time_spent_ms",
+    "created_us",
+]
+
+
+@dataclass
+class _Plan:
+    """What the GROUP BY pass found: the judgments to export and the maps SQL needs."""
+
+    total: int
+    low: int
+    high: int
+    sql: dict[str, str]  # format arguments shared by the COPY statements
+
+
+def _plan(project: Project, options: exports.ExportOptions, stats: exports._Stats) -> _Plan:
+    """One pass for the card's counts, the annotators to pseudonymise and the id range."""
+    from psycopg import sql as psql
+
+    connection.ensure_connection()
+    raw = connection.connection
+
+    def lit(value: Any) -> str:
+        return psql.Literal(value).as_string(raw)
+
+    groups = (
+        exports._raw_queryset(project, options)
+        .order_by()
+        .values_list("kind", "aspect", "judge_id", "annotator_id", "external_annotator", "source")
+        .annotate(n=Count("pk"), low=Min("pk"), high=Max("pk"))
+    )
+    judge_names = dict(Judge.objects.values_list("pk", "name"))
+    names: dict[str, str] = {}
+    total, low, high = 0, None, None
+    for kind, aspect, judge_id, annotator_id, external, source, n, lo, hi in groups:
+        total += n
+        low = lo if low is None else min(low, lo)
+        high = hi if high is None else max(high, hi)
+        stats.kinds[kind] += n
+        stats.aspects[aspect] += n
+        if judge_id:
+            stats.judges[judge_names.get(judge_id, str(judge_id))] += n
+        if kind == Judgment.Kind.HUMAN:
+            # The same key and function as the Python path (`who` in _raw_rows).
+            key = f"user:{annotator_id}" if annotator_id else f"ext:{external or source}"
+            if key not in names:
+                names[key] = exports.pseudonym(project=project, key=key)
+    stats.annotators.update(names.values())
+
+    where = ""
+    if options.source != "all":
+        where += f" AND j.kind = {lit(options.source)}"
+    if options.aspect:
+        where += f" AND j.aspect = {lit(options.aspect)}"
+    names_sql = lit(orjson.dumps(names).decode())
+    judges_sql = lit(orjson.dumps({str(k): v for k, v in judge_names.items()}).decode())
+    sql = {
+        "judgment": connection.ops.quote_name(Judgment._meta.db_table),
+        "where": where,
+        "source": _SOURCE_SQL,
+        "annotator": _ANNOTATOR_SQL.format(names=names_sql),
+        "judge": _JUDGE_SQL.format(judges=judges_sql),
+        "probabilities": _JSON_OR_NULL.format(c="j.probabilities"),
+        "signals": _JSON_OR_NULL.format(c="j.signals"),
+        "item_field": _ITEM_SQL.format(
+            item=connection.ops.quote_name(Item._meta.db_table), project=int(project.pk)
+        ),
+    }
+    return _Plan(total=total, low=low or 0, high=high if high is not None else -1, sql=sql)
+
+
+def _batches(plan: _Plan, size: int) -> list[tuple[int, int]]:
+    return [(start, start + size) for start in range(plan.low, plan.high + 1, size)]
+
+
+class _NoJit:
+    """JIT off for the COPY statements: the item subquery's cost estimate crosses the JIT
+    thresholds, and compiling costs more than it saves on a batch. Restored after."""
+
+    def __init__(self, cursor: Any) -> None:
+        self.cursor = cursor
+
+    def __enter__(self) -> None:
+        self.cursor.execute("SELECT current_setting('jit')")
+        self.previous = self.cursor.fetchone()[0]
+        self.cursor.execute("SET jit = off")
+
+    def __exit__(self, *exc: Any) -> None:
+        self.cursor.execute("SELECT set_config('jit', %s, false)", [self.previous])
+
+
+def _parse_item(text: bytes, options: exports.ExportOptions) -> exports._ItemText | None:
+    """The `_ItemText` of an item field's JSON, or None for another project's item (empty)."""
+    if not text:
+        return None
+    ext, prompt, responses = orjson.loads(text)
+    return exports._item_values(ext, prompt, responses, options)
+
+
+# --- JSONL --------------------------------------------------------------------------------------
+
+
+def _copy_lines(
+    cursor: Any,
+    copy_sql: str,
+    options: exports.ExportOptions,
+    cache: dict[bytes, Any],
+    sink: dict[str, Any],
+) -> Counter:
+    """Run a binary COPY of the line parts and write whole lines to the split's file.
+
+    Framing: a 19-byte header, then per row int16 field count (2), int32 length and the bytes
+    of each field (length -1: NULL), and an int16 -1 trailer; libpq hands over one row per block.
+    """
+    counts: Counter = Counter()
+    pending: dict[str, list[bytes]] = {}
+    dumps = orjson.dumps
+    current: tuple[str, bytes, bytes] | None = None
+    first = True
+    with cursor.copy(copy_sql) as copy:
+        for block in copy:
+            if first:
+                first = False
+                if bytes(block[:19]) != _BINARY_HEADER:
+                    raise exports.ExportError("unexpected COPY header")
+                block = block[19:]
+                if not block:
+                    continue
+            if len(block) == 2:  # the trailer (a row is never this short)
+                continue
+            if block[-4:] == _NULL_FIELD:  # the same item as the row before
+                line = bytes(block[6:-4])
+            else:
+                size = int.from_bytes(block[2:6], "big")
+                line = bytes(block[6 : 6 + size])
+                pk, _, text = bytes(block[10 + size :]).partition(b" ")
+                current = cache.get(pk, False)
+                if current is False:
+                    if len(cache) >= ITEM_CACHE:
+                        cache.clear()
+                    item = _parse_item(text, options)
+                    current = cache[pk] = (
+                        None
+                        if item is None
+                        else (
+                            item.split,
+                            b',"item_id":' + dumps(item.external_id),
+                            b',"prompt":'
+                            + dumps(item.text)
+                            + b',"responses":'
+                            + dumps(item.responses)
+                            + b',"models":'
+                            + dumps(item.models)
+                            + b"}\n",
+                        )
+                    )
+            if current is None:  # a judgment of another project within the id range
+                continue
+            split, item_head, item_tail = current
+            head, rest = line.split(b" ", 1)
+            lines = pending.get(split)
+            if lines is None:
+                lines = pending[split] = []
+            lines += (head, item_head, rest, item_tail)
+            if len(lines) >= 16_384:
+                sink[split].write(b"".join(lines))
+                counts[split] += len(lines) // 4
+                lines.clear()
+    for split, lines in pending.items():
+        sink[split].write(b"".join(lines))
+        counts[split] += len(lines) // 4
+    return counts
+
+
+def raw_jsonl_copy(
+    *,
+    project: Project,
+    options: exports.ExportOptions,
+    folder: Path,
+    stats: exports._Stats,
+    on_total: Callable[[int], None],
+    on_progress: Callable[[int, int], None],
+) -> int:
+    """Write the split files of a raw JSONL export with COPY; the number of rows."""
+    plan = _plan(project, options, stats)
+    on_total(plan.total)
+    splits = ["train", "test"] if options.test_fraction > 0 else ["train"]
+    sink = {s: open(folder / f"{s}.jsonl", "wb") for s in splits}  # noqa: SIM115 — closed below
+    cache: dict[bytes, Any] = {}
+    written = 0
+    try:
+        with connection.cursor() as cursor, _NoJit(cursor):
+            for start, end in _batches(plan, COPY_BATCH):
+                query = _LINE_SQL.format(low=int(start), high=int(end), **plan.sql)
+                counts = _copy_lines(
+                    cursor, f"COPY ({query}) TO STDOUT (FORMAT binary)", options, cache, sink
+                )
+                stats.rows.update(counts)
+                batch = sum(counts.values())
+                written += batch
+                on_progress(batch, written)
+    finally:
+        for out in sink.values():
+            out.close()
+    return written
+
+
+# --- Parquet ------------------------------------------------------------------------------------
+
+
+class _ParquetBatches:
+    """Turns one batch of CSV from COPY into Arrow tables and writes them, split by split."""
+
+    def __init__(
+        self, folder: Path, columns: list[tuple[str, Any]], options: exports.ExportOptions
+    ) -> None:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        self.folder = folder
+        self.options = options
+        self.schema = pa.schema(columns)
+        self.writers: dict[str, Any] = {}
+        self.cache: dict[bytes, Any] = {}
+        types = {f.name: f.type for f in self.schema}
+        column_types = {name: types.get(name, pa.string()) for name in _CSV_COLUMNS}
+        column_types.update(created_us=pa.int64())
+        self.read_options = pacsv.ReadOptions(column_names=_CSV_COLUMNS, block_size=1 << 22)
+        # Rationales and JSON may hold newlines: quoted fields may span lines.
+        self.parse_options = pacsv.ParseOptions(newlines_in_values=True)
+        # PostgreSQL's CSV writes NULL unquoted and empty, an empty string as "".
+        self.convert_options = pacsv.ConvertOptions(
+            column_types=column_types,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            null_values=[""],
+            check_utf8=False,
+        )
+
+    def write(self, data: bytes) -> Counter:
+        """Parse, complete with the item columns and write one batch; rows per split."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.csv as pacsv
+
+        counts: Counter = Counter()
+        if not data:
+            return counts
+        table = pacsv.read_csv(
+            pa.py_buffer(data),
+            read_options=self.read_options,
+            parse_options=self.parse_options,
+            convert_options=self.convert_options,
+        )
+        # Rows that carry their item (the first row, and each row whose item changed).
+        carries = table.column("item").is_valid().to_numpy(zero_copy_only=False)
+        items = []
+        for field in table.column("item").take(pa.array(np.flatnonzero(carries))).to_pylist():
+            pk, _, text = field.partition(" ")
+            item = self.cache.get(pk, False)
+            if item is False:
+                if len(self.cache) >= ITEM_CACHE:
+                    self.cache.clear()
+                item = self.cache[pk] = _parse_item(text.encode(), self.options)
+            items.append(item)
+        # Each row's item: the last carried item at or before it.
+        which = pa.array(np.cumsum(carries) - 1)
+        present = [item for item in items if item is not None]
+        if len(present) < len(items):  # rows of another project's items: drop them
+            foreign = np.array([item is None for item in items])
+            keep = ~foreign[which.to_numpy()]
+            table, which = table.filter(pa.array(keep)), which.filter(pa.array(keep))
+            renumber = np.cumsum(~foreign) - 1
+            which = pa.array(renumber[which.to_numpy()])
+        if table.num_rows == 0:
+            return counts
+        per_item = {
+            "item_id": pa.array([i.external_id for i in present], pa.string()),
+            "prompt": pa.array([i.text for i in present], pa.string()),
+            "responses": pa.array([i.responses for i in present], pa.list_(pa.string())),
+            "models": pa.array([i.models for i in present], pa.list_(pa.string())),
+        }
+        arrays = []
+        for f in self.schema:
+            if f.name in per_item:
+                arrays.append(per_item[f.name].take(which))
+            elif f.name == "created_at":
+                arrays.append(pc.cast(table.column("created_us"), f.type))
+            else:
+                arrays.append(table.column(f.name))
+        out = pa.Table.from_arrays(arrays, schema=self.schema)
+        test = np.array([i.split == "test" for i in present])
+        is_test = test[which.to_numpy()]
+        if is_test.any():
+            parts = {"train": out.filter(pa.array(~is_test)), "test": out.filter(pa.array(is_test))}
+        else:
+            parts = {"train": out}
+        for split, part in parts.items():
+            if part.num_rows:
+                self._writer(split).write_table(part, row_group_size=exports.ROW_GROUP_ROWS)
+                counts[split] += part.num_rows
+        return counts
+
+    def _writer(self, split: str) -> Any:
+        import pyarrow.parquet as pq
+
+        writer = self.writers.get(split)
+        if writer is None:
+            writer = self.writers[split] = pq.ParquetWriter(
+                self.folder / f"{split}.parquet", self.schema, compression="zstd"
+            )
+        return writer
+
+    def close(self, splits: list[str]) -> list[str]:
+        for split in splits:  # an asked-for split exists even when empty
+            self._writer(split)
+        for writer in self.writers.values():
+            writer.close()
+        return [f"{split}.parquet" for split in sorted(self.writers)]
+
+
+def _copy_bytes(cursor: Any, copy_sql: str) -> bytearray:
+    """All of one COPY's output (appended as it comes: no list of a row's buffers)."""
+    data = bytearray()
+    with cursor.copy(copy_sql) as copy:
+        for block in copy:
+            data += block
+    return data
+
+
+def raw_parquet_copy(
+    *,
+    project: Project,
+    options: exports.ExportOptions,
+    folder: Path,
+    columns: list[tuple[str, Any]],
+    stats: exports._Stats,
+    on_total: Callable[[int], None],
+    on_progress: Callable[[int, int], None],
+) -> list[str]:
+    """Write the split Parquet files of a raw export with COPY; the file names."""
+    plan = _plan(project, options, stats)
+    on_total(plan.total)
+    writer = _ParquetBatches(folder, columns, options)
+    # One batch in the worker while the next one streams in: memory holds at most two batches.
+    todo: queue.Queue = queue.Queue(maxsize=1)
+    done: queue.Queue = queue.Queue()
+
+    def work() -> None:
+        while (data := todo.get()) is not None:
+            try:
+                done.put(writer.write(data))
+            except BaseException as exc:  # handed to the main thread, which raises it
+                done.put(exc)
+                return
+
+    worker = threading.Thread(target=work, name="export-parquet", daemon=True)
+    worker.start()
+    written = 0
+    in_flight = 0
+
+    def collect() -> None:
+        nonlocal written, in_flight
+        result = done.get()
+        in_flight -= 1
+        if isinstance(result, BaseException):
+            raise result
+        stats.rows.update(result)
+        batch = sum(result.values())
+        written += batch
+        on_progress(batch, written)
+
+    splits = ["train", "test"] if options.test_fraction > 0 else ["train"]
+    try:
+        with connection.cursor() as cursor, _NoJit(cursor):
+            for start, end in _batches(plan, min(COPY_BATCH, PARQUET_BATCH)):
+                query = _COLUMNS_SQL.format(low=int(start), high=int(end), **plan.sql)
+                data = _copy_bytes(cursor, f"COPY ({query}) TO STDOUT (FORMAT csv)")
+                if in_flight:
+                    collect()
+                todo.put(data)
+                in_flight += 1
+            while in_flight:
+                collect()
+    finally:
+        while True:  # a worker that failed left its batch: make room for the stop signal
+            try:
+                todo.get_nowait()
+            except queue.Empty:
+                break
+        todo.put(None)
+        worker.join()
+        names = writer.close(splits)
+    return names
