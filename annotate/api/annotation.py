@@ -22,6 +22,7 @@ from annotate.services.queue import (
     CONFIDENCE_LABELS,
     QueueError,
     assignment_next,
+    assignment_of,
     assignment_skip,
     judgment_submit,
     queue_progress,
@@ -61,11 +62,8 @@ def _assignment_json(project: Project, assignment: Assignment) -> dict[str, Any]
 
 
 def _get_assignment_for_user(project: Project, user: Any, assignment_id: int) -> Assignment:
-    assignment = (
-        Assignment.objects.filter(pk=assignment_id, project=project, annotator=user)
-        .select_related("project")  # not the item: its texts are not needed to record a verdict
-        .first()
-    )
+    # Not the item: its texts are not needed to record a verdict.
+    assignment = assignment_of(project=project, annotator=user, assignment_id=assignment_id)
     if assignment is None:
         raise Http404("No such assignment for you.")
     return assignment

@@ -13,6 +13,13 @@ Invariants (each kept under a row lock, never by counting after the fact):
 - Submitting is idempotent: the assignment row is locked and its status checked, and the
   unique constraint (assignment, aspect) stops a second set of judgments even if that failed.
 
+How: on PostgreSQL the two hot paths are a few prepared, hand-written statements (a "next" is a
+probe for overdue holds, then a transaction that locks the annotator, finds their open hold or
+locks a candidate, and inserts the hold while bumping the counter; a submit is one statement), because
+building ~20 ORM queries per cycle cost more CPU than everything else together (issue 3). The
+same rules run through the ORM on other databases (SQLite: the demo and most tests), and the
+rare paths (a repeated or refused submit, skip, renew) use the ORM everywhere.
+
 Gold items are mixed in at `project.gold_rate` whatever their route, and they are *not* capped
 by `overlap`: their purpose is to measure every annotator against a known answer, which a cap of
 one or three annotators would defeat. Their judgments count like any other (human_done,
@@ -25,13 +32,17 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
+import orjson
+import psycopg
 from django.contrib.auth import get_user_model
-from django.db import transaction
-from django.db.models import Exists, F, OuterRef, QuerySet
+from django.db import OperationalError, connection, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from annotate import fastsql
 from annotate import verdicts as shapes
 from annotate.models import Assignment, Item, Judgment, Project
 
@@ -49,6 +60,8 @@ MAX_RATIONALE = 5000
 REMAINING_COUNT_CAP = 1000
 # Overdue holds returned to the pool per call; the rest go on the next call.
 EXPIRE_BATCH = 100
+# Attempts at a "next" that PostgreSQL aborted to break a deadlock.
+DEADLOCK_RETRIES = 3
 
 
 class QueueError(Exception):
@@ -94,6 +107,8 @@ def assignment_next(
     """The annotator's current assignment, or a new one; None when nothing is left for them."""
     rng = rng or random.Random()
     now = timezone.now()
+    if fastsql.enabled():
+        return _next_postgresql(project=project, annotator=annotator, rng=rng, now=now)
     assignments_expire(project=project, now=now)
     with transaction.atomic():
         # Serialise one annotator's own requests (a double click, two tabs): without this two
@@ -185,6 +200,216 @@ def _assign(
     return assignment
 
 
+def assignment_of(*, project: Project, annotator: Any, assignment_id: int) -> Assignment | None:
+    """The annotator's own assignment in this project, or None: views answer 404 for anyone
+    else's, so assignment ids do not leak. Its `project` is the one given (no second read)."""
+    if fastsql.enabled():
+        with fastsql.prepared_cursor() as cursor:
+            cursor.execute(
+                _assignment_sql(),
+                {"id": assignment_id, "project": project.pk, "annotator": annotator.pk},
+                prepare=True,
+            )
+            row = cursor.fetchone()
+        assignment = fastsql.instance(Assignment, row) if row else None
+    else:
+        assignment = Assignment.objects.filter(
+            pk=assignment_id, project=project, annotator=annotator
+        ).first()
+    if assignment is not None:
+        assignment.project = project
+    return assignment
+
+
+# --- Serving on PostgreSQL: the same rules in three statements -------------------------------
+
+
+def _next_postgresql(
+    *, project: Project, annotator: Any, rng: random.Random, now: datetime
+) -> Assignment | None:
+    _expire_postgresql(project=project, now=now)
+    gold_first = rng.random() < project.gold_rate
+    for attempt in range(DEADLOCK_RETRIES):
+        try:
+            return _claim_postgresql(
+                project=project, annotator=annotator, rng=rng, now=now, gold_first=gold_first
+            )
+        except OperationalError as exc:
+            # Only the second, waiting pass can deadlock (two requests each holding a row the
+            # other waits for, near the end of the queue). PostgreSQL aborts one of them; it
+            # changed nothing, so it starts again.
+            if attempt + 1 == DEADLOCK_RETRIES or not isinstance(
+                exc.__cause__, psycopg.errors.DeadlockDetected
+            ):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _expire_postgresql(*, project: Project, now: datetime) -> None:
+    """assignments_expire with a prepared probe: overdue holds are rare (an abandoned item), so
+    the probe is what nearly every call costs."""
+    with fastsql.prepared_cursor() as cursor:
+        cursor.execute(
+            _OVERDUE_SQL, {"project": project.pk, "now": now, "batch": EXPIRE_BATCH}, prepare=True
+        )
+        overdue = cursor.fetchall()
+    for pk, item_id in overdue:
+        with transaction.atomic():
+            _expire_one(pk=pk, item_id=item_id, now=now)
+
+
+_OVERDUE_SQL = """
+    SELECT id, item_id FROM annotate_assignment
+    WHERE project_id = %(project)s AND status = 'active' AND expires_at <= %(now)s
+    LIMIT %(batch)s
+"""
+
+
+def _claim_postgresql(
+    *, project: Project, annotator: Any, rng: random.Random, now: datetime, gold_first: bool
+) -> Assignment | None:
+    params = {
+        "project": project.pk,
+        "annotator": annotator.pk,
+        "now": now,
+        "overlap": project.overlap,
+    }
+    with transaction.atomic(), fastsql.prepared_cursor() as cursor:
+        # Serialise the annotator's own requests, as in assignment_next. Its own statement: the
+        # next one must start after the lock is held, so that its snapshot sees a hold that a
+        # twin request has just committed.
+        cursor.execute(_lock_annotator_sql(), params, prepare=True)
+        # Same two passes as assignment_next: SKIP LOCKED first, then wait for busy rows.
+        for skip_locked in (True, False):
+            cursor.execute(_current_or_candidate_sql(gold_first, skip_locked), params, prepare=True)
+            current_id, *item_row = cursor.fetchone()
+            if current_id is not None:
+                return Assignment.objects.select_related("item").get(pk=current_id)
+            if item_row[0] is not None:
+                break
+        else:
+            return None
+        item = fastsql.instance(Item, item_row)
+        order = list(range(len(item.responses)))
+        rng.shuffle(order)
+        expires_at = now + timedelta(minutes=project.assignment_minutes)
+        # The item row is locked by the statement above, so this increment cannot interleave.
+        cursor.execute(
+            _HOLD_SQL,
+            {
+                **params,
+                "item": item.pk,
+                "order": orjson.dumps(order).decode(),
+                "is_gold": item.is_gold,
+                "expires_at": expires_at,
+            },
+            prepare=True,
+        )
+        (assignment_id,) = cursor.fetchone()
+    item.human_assigned += 1
+    assignment = Assignment(
+        pk=assignment_id,
+        project=project,
+        item=item,
+        annotator=annotator,
+        presentation_order=order,
+        is_gold=item.is_gold,
+        created_at=now,
+        expires_at=expires_at,
+    )
+    assignment._state.adding = False
+    assignment._state.db = connection.alias
+    return assignment
+
+
+@cache
+def _lock_annotator_sql() -> str:
+    users = connection.ops.quote_name(get_user_model()._meta.db_table)
+    return f"SELECT id FROM {users} WHERE id = %(annotator)s FOR UPDATE"
+
+
+# Pools as in _regular_candidates / _gold_candidates: one route per scan so each walks the
+# (project, route, human_assigned) index from the fullest open items down.
+_POOLS = {
+    "human": "i.route = 'human' AND NOT i.is_gold AND i.human_assigned < %(overlap)s "
+    "ORDER BY i.human_assigned DESC",
+    "pending": "i.route = 'pending' AND NOT i.is_gold AND i.human_assigned < %(overlap)s "
+    "ORDER BY i.human_assigned DESC",
+    "gold": "i.is_gold",
+}
+
+
+@cache
+def _current_or_candidate_sql(gold_first: bool, skip_locked: bool) -> str:
+    """One row: the annotator's open hold (its id), or else the first open item of the first
+    pool that has one, locked. A pool is only scanned when the ones before it came up empty
+    (the NOT EXISTS on a CTE is a one-time filter), so at most one item is locked.
+
+    OFFSET 0 keeps "not seen by this annotator" a probe of the partial unique index per
+    candidate; as an anti-join PostgreSQL read all of the annotator's assignments first, a cost
+    that grew with every item they had done.
+    """
+    names = ["gold", "human", "pending"] if gold_first else ["human", "pending", "gold"]
+    columns = fastsql.columns(Item, "i")
+    lock = "FOR UPDATE OF i SKIP LOCKED" if skip_locked else "FOR UPDATE OF i"
+    ctes = [
+        """cur AS (
+            SELECT id FROM annotate_assignment
+            WHERE project_id = %(project)s AND annotator_id = %(annotator)s
+              AND status = 'active' AND expires_at > %(now)s
+            ORDER BY created_at LIMIT 1
+        )"""
+    ]
+    for n, name in enumerate(names):
+        earlier = "".join(f" AND NOT EXISTS (SELECT 1 FROM pool{m})" for m in range(n))
+        ctes.append(
+            f"""pool{n} AS (
+            SELECT {columns} FROM annotate_item AS i
+            WHERE NOT EXISTS (SELECT 1 FROM cur){earlier}
+              AND i.project_id = %(project)s
+              AND NOT EXISTS (
+                SELECT 1 FROM annotate_assignment AS seen
+                WHERE seen.item_id = i.id AND seen.annotator_id = %(annotator)s
+                  AND seen.status <> 'expired'
+                OFFSET 0
+              )
+              AND {_POOLS[name]}
+            LIMIT 1 {lock}
+        )"""
+        )
+    candidates = " UNION ALL ".join(f"SELECT * FROM pool{n}" for n in range(len(names)))
+    return (
+        f"WITH {', '.join(ctes)} "
+        f"SELECT (SELECT id FROM cur), c.* FROM (SELECT 1) AS one "
+        f"LEFT JOIN ({candidates}) AS c ON true"
+    )
+
+
+@cache
+def _assignment_sql() -> str:
+    return f"""
+        SELECT {fastsql.columns(Assignment)} FROM annotate_assignment
+        WHERE id = %(id)s AND project_id = %(project)s AND annotator_id = %(annotator)s
+    """
+
+
+_HOLD_SQL = """
+    WITH hold AS (
+        INSERT INTO annotate_assignment (
+            project_id, item_id, annotator_id, status, presentation_order, is_gold, skip_reason,
+            created_at, expires_at
+        ) VALUES (
+            %(project)s, %(item)s, %(annotator)s, 'active', %(order)s::jsonb, %(is_gold)s, '',
+            %(now)s, %(expires_at)s
+        )
+        RETURNING id
+    ), counted AS (
+        UPDATE annotate_item SET human_assigned = human_assigned + 1 WHERE id = %(item)s
+    )
+    SELECT id FROM hold
+"""
+
+
 def assignments_expire(*, project: Project, now: datetime | None = None) -> int:
     """Return overdue holds of the project to the pool. Safe to run from any number of servers."""
     now = now or timezone.now()
@@ -244,6 +469,21 @@ def judgment_submit(
         project=project, verdicts=verdicts, order=assignment.presentation_order
     )
     now = timezone.now()
+    if fastsql.enabled():
+        judgments = _submit_postgresql(
+            assignment=assignment,
+            project=project,
+            annotator=annotator,
+            canonical=canonical,
+            rationale=rationale,
+            confidence_label=confidence_label,
+            now=now,
+        )
+        if judgments is not None:
+            assignment.status = Assignment.Status.SUBMITTED
+            assignment.finished_at = now
+            return judgments
+        # Not an open hold (any more): a repeat, a skip, an expiry; settled under the lock below.
     with transaction.atomic():
         # The row lock makes a double click wait here, then see SUBMITTED and return the same.
         locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
@@ -314,6 +554,96 @@ def _record(
     return judgments
 
 
+def _submit_postgresql(
+    *,
+    assignment: Assignment,
+    project: Project,
+    annotator: Any,
+    canonical: dict[str, dict],
+    rationale: str,
+    confidence_label: str,
+    now: datetime,
+) -> list[Judgment] | None:
+    """The common submit as one statement; None when the hold is not open, written nothing.
+
+    The conditional UPDATE takes the assignment's row lock and re-checks `status` and the expiry
+    on the newest row version, so of two identical submits one writes and the other gets None
+    (and then finds SUBMITTED under the lock). The presentation order and creation time it
+    relies on are never changed after the hold is made.
+    """
+    elapsed_ms = max(0, int((now - assignment.created_at).total_seconds() * 1000))
+    rows = [{"aspect": aspect, "value": value} for aspect, value in canonical.items()]
+    with fastsql.prepared_cursor() as cursor:
+        cursor.execute(
+            _SUBMIT_SQL,
+            {
+                "assignment": assignment.pk,
+                "annotator": annotator.pk,
+                "now": now,
+                "task_type": project.task_type,
+                "rationale": rationale,
+                "confidence_label": confidence_label,
+                "elapsed_ms": elapsed_ms,
+                "order": orjson.dumps(assignment.presentation_order).decode(),
+                "verdicts": orjson.dumps(rows).decode(),
+            },
+            prepare=True,
+        )
+        written = {aspect: pk for pk, aspect in cursor.fetchall()}
+    if not written:
+        return None
+    judgments = []
+    for aspect, value in canonical.items():
+        judgment = Judgment(
+            pk=written[aspect],
+            item_id=assignment.item_id,
+            aspect=aspect,
+            kind=Judgment.Kind.HUMAN,
+            source="annotate",
+            task_type=project.task_type,
+            value=value,
+            annotator=annotator,
+            assignment=assignment,
+            rationale=rationale,
+            confidence_label=confidence_label,
+            time_spent_ms=elapsed_ms,
+            presentation_order=assignment.presentation_order,
+            created_at=now,
+        )
+        judgment._state.adding = False
+        judgment._state.db = connection.alias
+        judgments.append(judgment)
+    return judgments
+
+
+# Columns left out are NULL (AI-only fields); the NOT NULL ones without a Python default here get
+# the values Judgment() would give them.
+_SUBMIT_SQL = """
+    WITH done AS (
+        UPDATE annotate_assignment SET status = 'submitted', finished_at = %(now)s
+        WHERE id = %(assignment)s AND annotator_id = %(annotator)s
+          AND status = 'active' AND expires_at > %(now)s
+        RETURNING id, item_id
+    ), judged AS (
+        INSERT INTO annotate_judgment (
+            item_id, aspect, kind, source, task_type, value, annotator_id, external_annotator,
+            assignment_id, rationale, confidence_label, time_spent_ms, presentation_order,
+            prompt_version, signals, created_at
+        )
+        SELECT done.item_id, v.row ->> 'aspect', 'human', 'annotate', %(task_type)s,
+               v.row -> 'value', %(annotator)s, '', done.id, %(rationale)s,
+               %(confidence_label)s, %(elapsed_ms)s, %(order)s::jsonb, '', '{}'::jsonb, %(now)s
+        FROM done, jsonb_array_elements(%(verdicts)s::jsonb) WITH ORDINALITY AS v(row, n)
+        ORDER BY v.n
+        RETURNING id, aspect
+    ), counted AS (
+        UPDATE annotate_item SET human_done = human_done + 1
+        WHERE id = (SELECT item_id FROM done)
+    )
+    SELECT id, aspect FROM judged
+"""
+
+
 def _repeat_of_submit(assignment: Assignment, canonical: dict[str, dict]) -> list[Judgment]:
     stored = list(assignment.judgments.order_by("pk"))
     if {j.aspect: j.value for j in stored} != canonical:
@@ -372,9 +702,14 @@ def assignment_renew(*, assignment: Assignment, annotator: Any) -> datetime:
 
 
 def queue_progress(*, project: Project, annotator: Any) -> Progress:
-    mine = Assignment.objects.filter(project=project, annotator=annotator)
     start_of_day = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    done = mine.filter(status=Assignment.Status.SUBMITTED)
+    submitted = Q(status=Assignment.Status.SUBMITTED)
+    # One pass over the annotator's rows (assignment_annotator_idx) instead of three counts.
+    mine = Assignment.objects.filter(project=project, annotator=annotator).aggregate(
+        done=Count("pk", filter=submitted),
+        today=Count("pk", filter=submitted & Q(finished_at__gte=start_of_day)),
+        skipped=Count("pk", filter=Q(status=Assignment.Status.SKIPPED)),
+    )
     open_items = (
         Item.objects.filter(
             project=project,
@@ -387,9 +722,9 @@ def queue_progress(*, project: Project, annotator: Any) -> Progress:
         .count()
     )
     return Progress(
-        done=done.count(),
-        today=done.filter(finished_at__gte=start_of_day).count(),
-        skipped=mine.filter(status=Assignment.Status.SKIPPED).count(),
+        done=mine["done"],
+        today=mine["today"],
+        skipped=mine["skipped"],
         remaining=open_items,
         remaining_capped=open_items >= REMAINING_COUNT_CAP,
     )

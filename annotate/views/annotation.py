@@ -29,6 +29,7 @@ from annotate.services.queue import (
     InvalidVerdict,
     QueueError,
     assignment_next,
+    assignment_of,
     assignment_renew,
     assignment_skip,
     judgment_submit,
@@ -101,11 +102,8 @@ def annotate_renew(request: HttpRequest, slug: str, assignment_id: int) -> HttpR
 
 def _get_assignment_for_user(project: Project, user: Any, assignment_id: int) -> Assignment:
     """The user's own assignment in this project; anyone else's is a 404, so ids do not leak."""
-    assignment = (
-        Assignment.objects.filter(pk=assignment_id, project=project, annotator=user)
-        .select_related("project")  # not the item: its texts are not needed to record a verdict
-        .first()
-    )
+    # Not the item: its texts are not needed to record a verdict.
+    assignment = assignment_of(project=project, annotator=user, assignment_id=assignment_id)
     if assignment is None:
         raise Http404("No such assignment for you.")
     return assignment

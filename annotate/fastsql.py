@@ -1,0 +1,111 @@
+"""Prepared statements on PostgreSQL for the reads every queue request makes.
+
+An annotator's "next" and "submit" each look up a token, a project, a role and a row. Through
+the ORM each lookup costs more CPU to build than PostgreSQL spends answering it, and PostgreSQL
+plans each one again on every call (Django binds parameters on the client, which cannot be
+prepared). Here each is one hand-written statement, prepared once per connection; rows become
+model instances as the ORM would make them. On other databases (SQLite) callers use the ORM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from typing import Any
+
+import psycopg
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.db.models import Model
+from rest_framework.authtoken.models import Token
+
+from annotate.models import Membership, Project
+
+
+def enabled() -> bool:
+    return connection.vendor == "postgresql"
+
+
+@contextmanager
+def prepared_cursor() -> Iterator[psycopg.Cursor]:
+    """A psycopg cursor with server-side binding on Django's connection (same transaction), so
+    `execute(..., prepare=True)` prepares the statement. Errors come out as Django's."""
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
+
+
+@cache
+def columns(model: type[Model], alias: str = "") -> str:
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(prefix + connection.ops.quote_name(f.column) for f in _fields(model))
+
+
+@cache
+def _fields(model: type[Model]) -> list[Any]:
+    return list(model._meta.concrete_fields)
+
+
+@cache
+def _converters(model: type[Model]) -> list[Any]:
+    # Only JSONField converts on PostgreSQL: Django reads jsonb as text and decodes it there.
+    return [getattr(f, "from_db_value", None) for f in _fields(model)]
+
+
+def instance(model: type[Model], row: list[Any] | tuple[Any, ...]) -> Any:
+    """A model instance from a row of `columns(model)`, as if the ORM had loaded it."""
+    values = [
+        convert(v, None, connection) if convert is not None and v is not None else v
+        for convert, v in zip(_converters(model), row, strict=True)
+    ]
+    return model.from_db(connection.alias, None, values)
+
+
+def token_user(key: str) -> tuple[Any, Token] | None:
+    """The token's user and the token (TokenAuthentication's select_related get), or None."""
+    user_model = get_user_model()
+    with prepared_cursor() as cursor:
+        cursor.execute(_token_sql(), {"key": key}, prepare=True)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    n = len(_fields(Token))
+    token = instance(Token, row[:n])
+    token.user = instance(user_model, row[n:])
+    return token.user, token
+
+
+@cache
+def _token_sql() -> str:
+    user_model = get_user_model()
+    users = connection.ops.quote_name(user_model._meta.db_table)
+    tokens = connection.ops.quote_name(Token._meta.db_table)
+    return (
+        f"SELECT {columns(Token, 't')}, {columns(user_model, 'u')} "
+        f"FROM {tokens} AS t JOIN {users} AS u ON u.id = t.user_id WHERE t.key = %(key)s"
+    )
+
+
+def project_and_role(slug: str, user: Any) -> tuple[Project | None, str | None]:
+    """The project and the user's membership role in it (None when not a member); one statement
+    for what `Project.objects.filter(slug=…).first()` and `project.role_of(user)` ask."""
+    with prepared_cursor() as cursor:
+        cursor.execute(_project_sql(), {"slug": slug, "user": user.pk}, prepare=True)
+        row = cursor.fetchone()
+    if row is None:
+        return None, None
+    return instance(Project, row[:-1]), row[-1]
+
+
+@cache
+def _project_sql() -> str:
+    projects = connection.ops.quote_name(Project._meta.db_table)
+    memberships = connection.ops.quote_name(Membership._meta.db_table)
+    # Same row role_of() reads: the first membership by id (there is at most one: unique).
+    return (
+        f"SELECT {columns(Project, 'p')}, ("
+        f"  SELECT m.role FROM {memberships} AS m"
+        f"  WHERE m.project_id = p.id AND m.user_id = %(user)s ORDER BY m.id LIMIT 1"
+        f") FROM {projects} AS p WHERE p.slug = %(slug)s"
+    )
