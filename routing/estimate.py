@@ -9,11 +9,16 @@ The estimator. For a mix where ``H`` is the set of items labelled by humans::
   right with probability ``a``, otherwise picks one of the ``k - 1`` other labels uniformly),
   where ``p = a^2 + (1 - a)^2 / (k - 1)``; :func:`human_accuracy_from_agreement` inverts it.
   With several annotators per item pass the accuracy of their aggregate instead.
-- ``q_i`` is the probability that item ``i``'s AI label is right: ``1 - P(error)`` from the
-  learned error model once enough human labels are back, otherwise the judges' combined
-  confidence. Discrete verdicts make that confidence crude (a unanimous panel says 1.0), so
-  the estimate is optimistic until the error model takes over; the error model itself is fit
-  on routed items, which over-represent hard ones, so it leans pessimistic on easy items.
+- ``q_i`` is the probability that item ``i``'s AI label is right. By default (``source=
+  "label"``) it is the label model's ``P(a human says the AI label)`` from
+  :func:`routing.relabel_ai_labels`, refit on the human labels back so far; on a cold start
+  that is the smoothed AI prior (a unanimous panel: 0.8), not the judges' raw confidence.
+  The older ``source="error"`` reads ``1 - P(error)`` of the AI-error model once 20 labels
+  are back, and the raw combined confidence before that. Raw confidence is badly optimistic
+  (a unanimous discrete panel says 1.0; an uncalibrated LLM judge's probabilities say
+  more than it knows), and the error model, fit on routed items only, extrapolates to the
+  items nobody routed: on the development half of PandaLM its estimate was off by 5-14
+  points on average along the curve, the label model's by 1-1.8 (bench/RESULTS.md).
 
 It is an expectation under those probabilities, not a measurement: the benchmark compares it
 with measured accuracy on gold labels (bench/RESULTS.md, "## routing").
@@ -26,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from routing.features import N_CLASSES
+from routing.features import N_CLASSES, UNKNOWN
 from routing.policies import Policy, fit_error_model
 from routing.pool import RoutingPool, RoutingState
 
@@ -57,9 +62,32 @@ def pairwise_agreement(labels: np.ndarray) -> float:
 
 
 def ai_correct_probability(
-    pool: RoutingPool, state: RoutingState | None = None, *, min_labels: int = 20
+    pool: RoutingPool,
+    state: RoutingState | None = None,
+    *,
+    min_labels: int = 20,
+    source: str = "label",
+    seed: int = 0,
 ) -> np.ndarray:
-    """``q_i``: learned ``1 - P(error)`` when possible, else the judges' combined confidence."""
+    """``q_i``, the chance that item ``i``'s AI label is right (see the module docstring).
+
+    ``source="label"``: the label model's probability of the AI label (an item with no AI
+    label gets 0: without a human it has no label). ``source="error"``: ``1 - P(error)`` of
+    the AI-error model with at least ``min_labels`` labels, else the judges' confidence.
+    """
+    if source == "label":
+        from routing.relabel import relabel_ai_labels
+
+        n = len(pool)
+        state = RoutingState.empty(n) if state is None else state
+        probs = relabel_ai_labels(pool, state, seed=seed).probs
+        ai = np.asarray(pool.ai.label)
+        ok = ai != UNKNOWN
+        q = np.zeros(n)
+        q[ok] = probs[np.flatnonzero(ok), ai[ok]]
+        return q
+    if source != "error":
+        raise ValueError("source must be 'label' or 'error'")
     if state is not None:
         model = fit_error_model(pool, state, min_labels=min_labels)
         if model is not None:

@@ -14,6 +14,7 @@ from routing.estimate import (
 from routing.features import UNKNOWN
 from routing.policies import UncertaintyPolicy
 from routing.pool import RoutingState
+from routing.relabel import ai_log_prior
 from routing.synthetic import synthetic_pool
 
 
@@ -62,10 +63,42 @@ def test_policy_curve_rises_fastest_when_least_confident_items_go_first():
 
 def test_ai_correct_probability_switches_to_the_learned_model_once_labels_exist():
     syn = synthetic_pool(800, seed=5)
-    assert np.array_equal(ai_correct_probability(syn.pool), syn.pool.ai.confidence)
+    q0 = ai_correct_probability(syn.pool, source="error")
+    assert np.array_equal(q0, syn.pool.ai.confidence)
     routed = np.zeros(800, dtype=bool)
     routed[:300] = True
     state = RoutingState.of(800, routed, np.where(routed, syn.truth, UNKNOWN))
-    q = ai_correct_probability(syn.pool, state)
+    q = ai_correct_probability(syn.pool, state, source="error")
     # The learned estimate tracks the true per-item error rate the data was generated with.
     assert np.corrcoef(q, 1 - syn.p_error)[0, 1] > 0.5
+
+
+def test_label_model_estimate_starts_from_the_smoothed_prior_not_raw_confidence():
+    syn = synthetic_pool(800, seed=5)
+    q0 = ai_correct_probability(syn.pool)
+    prior = np.exp(ai_log_prior(syn.pool))
+    ok = syn.pool.ai.label != UNKNOWN
+    assert np.allclose(q0[ok], prior[np.flatnonzero(ok), syn.pool.ai.label[ok]])
+    assert (q0[~ok] == 0).all()
+    # A confident judge is not taken at its word: no item is estimated above the prior's cap.
+    assert q0.max() <= 0.8 + 1e-6
+
+
+def test_label_model_estimate_learns_the_ai_accuracy_from_routed_labels():
+    syn = synthetic_pool(800, seed=5)
+    routed = np.zeros(800, dtype=bool)
+    routed[np.random.default_rng(0).permutation(800)[:300]] = True
+    truth_right = syn.pool.ai.label == syn.truth
+    state = RoutingState.of(800, routed, np.where(routed, syn.truth, UNKNOWN))
+    q = ai_correct_probability(syn.pool, state)
+    # Fit on 300 random labels, its mean on the 500 unrouted items is near their real accuracy
+    # and it ranks them (right vs wrong AI label) better than chance.
+    rest = ~routed
+    assert abs(q[rest].mean() - truth_right[rest].mean()) < 0.05
+    assert q[rest & truth_right].mean() > q[rest & ~truth_right].mean() + 0.05
+
+
+def test_an_unknown_estimate_source_is_refused():
+    syn = synthetic_pool(50, seed=0)
+    with pytest.raises(ValueError):
+        ai_correct_probability(syn.pool, source="guess")
