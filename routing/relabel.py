@@ -49,8 +49,11 @@ items exist. The risk is extrapolation to regions with no routed support (unanim
 when only disagreements were routed). The model limits it by construction: a pattern that
 was never routed has no data for its own correction, which stays at zero by the penalty, so
 its items keep the AI prior; only the shared coefficients (lexical, judge columns) carry over,
-and those are learned from every routed pattern. The ``learned`` and ``corrected`` policies
-also route a random 10 % slice each round, which gives the model support everywhere. We do not
+and those are learned from every routed pattern. The ``learned`` policy routes a random 10 %
+slice each round, which gives its model support everywhere; ``corrected`` can (``explore``)
+but by default does not (chosen on a development split, see :class:`CorrectedPolicy`): a
+pattern it has not routed keeps the AI prior's doubt, so unanimous panels wait until the split
+ones are settled, and until then their label stays the AI label, which is safe. We do not
 weight by inverse routing propensity: top-k routing is deterministic given the features
 (propensities of 0 or 1), and for a model that conditions on the routing features weighting
 would add variance without removing bias.
@@ -392,27 +395,48 @@ def relabel_ai_labels(
     )
 
 
+#: What :class:`CorrectedPolicy` doubts: the corrected label (the dataset takes it where no
+#: human looks) or the raw AI label (the dataset keeps the judges' label, as in HyPER).
+DOUBT_OF = ("corrected", "ai")
+
+
 class CorrectedPolicy(Policy):
     """Route the items whose *corrected* label is least certain.
 
     score = 1 - max_k P(human says k), from :func:`relabel_ai_labels` refit every round on the
     labels back so far. Where humans do not look, the dataset gets the corrected label, so its
     chance of being wrong is what a human label would fix. Cold start: ``uncertainty``.
+
+    ``doubt_of="ai"`` scores ``1 - P(human says the raw AI label)`` instead, for a dataset that
+    keeps the judges' label on unrouted items (HyPER's setting): an item whose AI label the
+    model can already fix (e.g. ``tie|b``) is then worth a human, because nobody applies the fix.
+
     ``explore`` routes that share of each round uniformly at random (see
-    :class:`routing.policies.LearnedPolicy` and the selection-bias note above).
+    :class:`routing.policies.LearnedPolicy` and the selection-bias note above). The default is
+    0: on the development half of PandaLM (bench/RESULTS.md, "## routing") a 10 % random
+    slice cost 0.4-0.8 points at a 20 % budget and did not improve the corrected labels; the
+    model's own doubt already sends items from every panel pattern that is not settled.
     """
 
     name = "corrected"
-    version = "1"
+    version = "2"
 
     def __init__(
-        self, *, seed: int = 0, min_labels: int = MIN_LABELS, explore: float = 0.1
+        self,
+        *,
+        seed: int = 0,
+        min_labels: int = MIN_LABELS,
+        explore: float = 0.0,
+        doubt_of: str = "corrected",
     ) -> None:
         super().__init__(seed=seed)
         if not 0.0 <= explore <= 1.0:
             raise ValueError("explore must be within [0, 1]")
+        if doubt_of not in DOUBT_OF:
+            raise ValueError(f"doubt_of must be one of {DOUBT_OF}")
         self.min_labels = min_labels
         self.explore = explore
+        self.doubt_of = doubt_of
 
     def score(self, pool, state, k, rng) -> Scored:
         result = relabel_ai_labels(pool, state, min_labels=self.min_labels, seed=self.seed)
@@ -425,17 +449,30 @@ class CorrectedPolicy(Policy):
                 info={"fallback": "uncertainty", "labels": result.n_labels},
             )
         else:
-            doubt = 1.0 - result.confidence
+            if self.doubt_of == "ai":
+                # The dataset keeps the raw AI label: route where *it* is likely wrong, as
+                # the same model judges it (an item with no AI label is certainly unlabelled).
+                ai = np.asarray(pool.ai.label)
+                ok = ai != UNKNOWN
+                doubt = np.ones(len(ai))
+                doubt[ok] = 1.0 - result.probs[np.flatnonzero(ok), ai[ok]]
+            else:
+                doubt = 1.0 - result.confidence
             scored = Scored(
                 doubt,
                 ["corrected_label_doubt"],
                 doubt[:, None],
-                info={"labels": result.n_labels, "l2": result.info["l2"]},
+                info={
+                    "labels": result.n_labels,
+                    "l2": result.info["l2"],
+                    "doubt_of": self.doubt_of,
+                },
             )
         return with_exploration(scored, state, k, self.explore, rng)
 
 
 __all__ = [
+    "DOUBT_OF",
     "L2_GRID",
     "LABEL_WEIGHT",
     "CorrectedPolicy",

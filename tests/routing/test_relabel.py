@@ -213,3 +213,40 @@ def test_corrected_policy_routes_the_least_certain_corrected_labels(trap):
     assert doubt[result.chosen].min() >= doubt[~routed & ~result.human_mask].max() - 1e-12
     run = route_in_rounds(policy, pool, budget=200, round_size=50, oracle=lambda i: truth[i])
     assert len(run.order) == 200 and len(set(run.order.tolist())) == 200
+
+
+def test_corrected_policy_explores_nothing_by_default(trap):
+    pool, truth, _ = trap
+    routed = random_routed(len(truth), 150)
+    result = make_policy("corrected", seed=0).route(
+        pool, 50, routed=routed, human_labels=np.where(routed, truth, UNKNOWN)
+    )
+    assert "explored" not in result.info and result.info["doubt_of"] == "corrected"
+    # Pure top-k on the doubt: nothing left behind scores higher than anything chosen.
+    left = ~routed & ~result.human_mask
+    assert result.scores[result.chosen].min() >= result.scores[left].max() - 1e-12
+
+
+def test_doubting_the_raw_ai_label_routes_the_errors_a_kept_ai_label_would_keep(trap):
+    # On identical responses both judges say A and the truth is a tie. The corrected label
+    # learns that (low doubt: no human needed if the dataset takes the corrected label), but
+    # the raw AI label stays wrong there: with doubt_of="ai" those items go to humans first.
+    pool, truth, identical = trap
+    routed = random_routed(len(truth), 150)
+    labels = np.where(routed, truth, UNKNOWN)
+    state = state_with(truth, routed)
+    fixed = relabel_ai_labels(pool, state, seed=0)
+    assert (fixed.labels[identical & ~routed] == TIE).mean() > 0.9  # the model learned it
+    on_ai = make_policy("corrected", seed=0, doubt_of="ai").route(
+        pool, 50, routed=routed, human_labels=labels
+    )
+    on_fix = make_policy("corrected", seed=0).route(pool, 50, routed=routed, human_labels=labels)
+    ai = pool.ai.label
+    assert np.allclose(on_ai.scores, 1.0 - fixed.probs[np.arange(len(ai)), ai])
+    assert identical[on_ai.chosen].mean() > 0.9
+    assert identical[on_fix.chosen].mean() < 0.5
+
+
+def test_an_unknown_doubt_target_is_refused():
+    with pytest.raises(ValueError):
+        make_policy("corrected", doubt_of="gold")
