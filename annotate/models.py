@@ -201,7 +201,9 @@ class Item(models.Model):
         Project, on_delete=models.CASCADE, related_name="items", db_index=False
     )
     external_id = models.CharField(max_length=255)
-    content_hash = models.CharField(max_length=64)  # indexed with the project: item_hash_idx
+    # Not indexed: nothing looks items up by it (an item without an id is found by the external id
+    # derived from it), and each index is paid on every row an import writes.
+    content_hash = models.CharField(max_length=64)
     prompt = models.JSONField(help_text='Plain text, or a chat: [{"role", "content"}, ...].')
     responses = models.JSONField(help_text='[{"model", "text"}, ...] in canonical order.')
     metadata = models.JSONField(default=dict, blank=True)
@@ -236,7 +238,6 @@ class Item(models.Model):
         ]
         indexes = [
             models.Index(fields=["project", "route", "human_assigned"], name="item_queue_idx"),
-            models.Index(fields=["project", "content_hash"], name="item_hash_idx"),
             # The queue draws gold items from a small pool; without this it scans the project.
             models.Index(fields=["project"], condition=Q(is_gold=True), name="item_gold_idx"),
         ]

@@ -114,7 +114,7 @@ def rss_now_kib() -> int:
     return 0
 
 
-def child(mode: str, path: str, limit: int | None) -> dict[str, Any]:
+def child(mode: str, path: str, limit: int | None, profile: str | None) -> dict[str, Any]:
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -128,9 +128,18 @@ def child(mode: str, path: str, limit: int | None) -> dict[str, Any]:
 
     project = Project.objects.create(slug="bench", name="Bench")
     connection.ensure_connection()
+    server = _ServerMeter(connection)
     rss_before = rss_now_kib()
+    cpu_before = _cpu_seconds()
     started = time.perf_counter()
-    if mode == "service":
+    if mode == "service" and profile:
+        import cProfile
+
+        with cProfile.Profile() as prof:
+            result = items_import(project=project, path=path)
+        prof.dump_stats(profile)
+        count = result.created
+    elif mode == "service":
         result = items_import(project=project, path=path)
         count = result.created
     elif mode == "naive":
@@ -154,21 +163,72 @@ def child(mode: str, path: str, limit: int | None) -> dict[str, Any]:
             loaded = [json.loads(line) for line in rows]
         count = len(loaded)
     seconds = time.perf_counter() - started
+    cpu = _cpu_seconds() - cpu_before
+    server_cpu, wal_bytes = server.read()
     assert mode == "load-all" or Item.objects.filter(project=project).count() == count
     return {
         "count": count,
         "seconds": seconds,
+        "cpu_s": cpu,
+        "server_cpu_s": server_cpu,
+        "wal_bytes": wal_bytes,
+        "load": os.getloadavg()[0],
         "rss_before_mib": rss_before / 1024,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
-def measure(mode: str, kind: str, path: Path, work: Path, limit: int | None = None) -> dict:
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class _ServerMeter:
+    """CPU seconds of this connection's PostgreSQL backend process (psutil on its pid) and WAL
+    bytes written, between construction and `read()`. The backend is on this machine, so its CPU
+    is the server's share of the two cores. Zeros on SQLite (it runs inside this process)."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.process = None
+        self.cpu = 0.0
+        self.lsn = None
+        if connection.vendor != "postgresql":
+            return
+        import psutil
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid(), pg_current_wal_lsn()")
+            pid, self.lsn = cursor.fetchone()
+        self.process = psutil.Process(pid)
+        times = self.process.cpu_times()
+        self.cpu = times.user + times.system
+
+    def read(self) -> tuple[float, int]:
+        if self.process is None:
+            return 0.0, 0
+        times = self.process.cpu_times()
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", [self.lsn])
+            (wal,) = cursor.fetchone()
+        return times.user + times.system - self.cpu, int(wal)
+
+
+def measure(
+    mode: str,
+    kind: str,
+    path: Path,
+    work: Path,
+    limit: int | None = None,
+    profile: str | None = None,
+) -> dict:
     url = fresh_database(kind, work)
     env = {**os.environ, "DATABASE_URL": url, "HYBRIDPREF_VAR_DIR": str(work / "var")}
     args = [sys.executable, __file__, "--child", mode, str(path)]
     if limit:
         args += ["--limit", str(limit)]
+    if profile:
+        args += ["--profile", profile]
     out = subprocess.run(args, env=env, cwd=REPO, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -184,15 +244,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="25000,50000,100000")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument(
+        "--no-baselines", action="store_true", help="skip the naive and load-all rows"
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FOLDER",
+        help="also write a cProfile of each items_import run here (slower; not timed)",
+    )
     parser.add_argument("--child", nargs=2, metavar=("MODE", "FILE"), help=argparse.SUPPRESS)
     parser.add_argument("--limit", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child[0], args.child[1], args.limit)))
+        print(json.dumps(child(args.child[0], args.child[1], args.limit, args.profile)))
         return
 
     sizes = [int(s) for s in args.sizes.split(",")]
-    kinds = ["sqlite"] if args.no_postgres else ["sqlite", "postgresql"]
+    kinds = [
+        kind
+        for kind, skip in (("sqlite", args.no_sqlite), ("postgresql", args.no_postgres))
+        if not skip
+    ]
     work = Path(tempfile.mkdtemp(prefix="hybridpref-bench-"))
     rows: list[tuple[str, ...]] = []
     try:
@@ -214,11 +287,18 @@ def main() -> None:
                 r = measure("service", kind, files[n], work)
                 rows.append(_row(kind, "items_import", files[n], r))
                 print(" | ".join(rows[-1]), flush=True)
-            r = measure("naive", kind, largest, work, limit=NAIVE_SAMPLE)
-            rows.append(_row(kind, "naive create() per row", largest, r))
-            print(" | ".join(rows[-1]), flush=True)
-        r = measure("load-all", "sqlite", largest, work)
-        rows.append(_row("-", "load-all (json.loads into a list)", largest, r, speed=False))
+                if args.profile:
+                    target = Path(args.profile) / f"import-{kind}-{n}.prof"
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    measure("service", kind, files[n], work, profile=str(target.resolve()))
+                    print(f"profile: {target}", flush=True)
+            if not args.no_baselines:
+                r = measure("naive", kind, largest, work, limit=NAIVE_SAMPLE)
+                rows.append(_row(kind, "naive create() per row", largest, r))
+                print(" | ".join(rows[-1]), flush=True)
+        if not args.no_baselines:
+            r = measure("load-all", "sqlite", largest, work)
+            rows.append(_row("-", "load-all (json.loads into a list)", largest, r, speed=False))
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if "postgresql" in kinds:
@@ -236,6 +316,10 @@ def main() -> None:
         "RSS before MiB",
         "peak RSS MiB",
         "growth MiB",
+        "client CPU µs/item",
+        "server CPU µs/item",
+        "WAL bytes/item",
+        "load avg",
     )
     print()
     print("| " + " | ".join(header) + " |")
@@ -256,6 +340,10 @@ def _row(kind: str, method: str, path: Path, r: dict, *, speed: bool = True) -> 
         f"{r['rss_before_mib']:.0f}",
         f"{r['peak_rss_mib']:.0f}",
         f"{r['peak_rss_mib'] - r['rss_before_mib']:.0f}",
+        f"{r['cpu_s'] / r['count'] * 1e6:,.0f}" if speed else "-",
+        f"{r['server_cpu_s'] / r['count'] * 1e6:,.0f}" if speed and r["server_cpu_s"] else "-",
+        f"{r['wal_bytes'] / r['count']:,.0f}" if speed and r["wal_bytes"] else "-",
+        f"{r['load']:.1f}",
     )
 
 

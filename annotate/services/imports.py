@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import struct
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from django.conf import settings
-from django.db import connection, models, reset_queries, transaction
+from django.db import connection, reset_queries, transaction
 from django.utils import timezone
 from django.utils.text import slugify
-from psycopg.types.json import set_json_dumps
+from psycopg.adapt import PyFormat, Transformer
+from psycopg.pq import Format
 
 from annotate import records, verdicts
 from annotate.models import ImportBatch, Item, Judge, Judgment, Project, TaskType
@@ -160,117 +164,195 @@ def items_import(
     batch = _open_batch(batch, project=project, filename=filename, kind="items", user=user)
     result = ImportResult(filename=filename, batch_id=batch.pk)
     rejects = _Rejects(batch, filename) if skip_invalid else None
+    writer = _ItemWriter(project, batch, result)
+    k = None if adopt_k else project.num_responses
     with _recorded(batch, result, rejects), transaction.atomic():
-        failing = False
-        chunk: list[tuple[int, records.CanonicalItem]] = []
-        for row, item in _valid_items(path, fmt, field_maps, project, adopt_k, result, rejects):
-            if item is None:
-                failing = failing or not skip_invalid
-                continue
-            if failing:
-                continue  # keep validating to report every bad row, but write nothing more
-            chunk.append((row, item))
-            if len(chunk) >= chunk_size:
-                _write_items(project, batch, chunk, result)
-                chunk.clear()
+        # Reading, checking and encoding rows is pure Python and runs in a thread while this one
+        # waits on the database: with two cores, the server writes chunk n while chunk n + 1 is
+        # prepared (the two take about the same time per row; in turn they took their sum).
+        chunks = _valid_chunks(
+            path, fmt, field_maps, project, k, result, rejects, writer.encode, chunk_size
+        )
+        with _in_background(chunks) as ready:
+            failing = False
+            for chunk, invalid in ready:
+                failing = failing or (invalid and not skip_invalid)
+                if failing:
+                    continue  # the rest is still validated, to report every bad row
+                if project.num_responses != k:
+                    # The thread adopted K from the first valid row (in memory only: this
+                    # thread owns the database connection).
+                    k = project.num_responses
+                    project.save(update_fields=["num_responses", "task_type"])
+                writer.write(chunk)
                 _forget_queries()
                 if progress:
                     progress(result.created + result.skipped + result.invalid)
         if failing:
             raise _Rollback
-        if chunk:
-            _write_items(project, batch, chunk, result)
+        writer.close()
     return result
 
 
-def _valid_items(
+# A row ready to write: its line, the canonical item, and (PostgreSQL) its COPY bytes.
+_Ready = tuple[int, records.CanonicalItem, bytes]
+
+
+def _valid_chunks(
     path: str,
     fmt: str | None,
     field_maps: list[records.FieldMap],
     project: Project,
-    adopt_k: bool,
+    k: int | None,
     result: ImportResult,
     rejects: _Rejects | None,
-) -> Iterator[tuple[int, records.CanonicalItem | None]]:
-    k: int | None = None if adopt_k else project.num_responses
+    encode: Callable[[records.CanonicalItem], bytes],
+    chunk_size: int,
+) -> Iterator[tuple[list[_Ready], bool]]:
+    """The file's valid rows in chunks, each with whether an invalid row came before its end.
+
+    Runs in the reading thread: no database access here (`project` is read, and on adopting K
+    changed in memory; the writing thread saves it).
+    """
+    chunk: list[_Ready] = []
+    invalid = False
     for row in records.read_records(path, fmt):
         error = row.error
-        item = None
         if error is None:
             try:
                 item = records.normalise(records.apply_maps(row.data, field_maps), k=k)
-                if item.gold_label is not None:
-                    item.gold_label = _verdict(project, item.gold_label, "gold_label")
-                if item.label is not None and project.task_type != TaskType.PAIRWISE:
-                    raise records.RecordError(
-                        "chosen", "a chosen/rejected pair needs a pairwise project"
-                    )
-                if (
-                    item.label is not None
-                    and item.label["strength"] == 0
-                    and not project.allow_ties
-                ):
-                    raise records.RecordError("chosen", "tie label in a project without ties")
+                if k is None:
+                    k = _adopt_k(project, len(item.responses))
+                _check_item(project, item)
+                chunk.append((row.line, item, encode(item)))
             except records.RecordError as exc:
-                error, item = exc, None
+                error = exc
         if error is not None:
+            invalid = True
             result.add_error(row.line, error)
             if rejects:
                 rejects.write(row.line, error, row.data)
-            yield row.line, None
-            continue
-        if k is None:
-            k = _adopt_k(project, len(item.responses))
-        yield row.line, item
+        if len(chunk) >= chunk_size:
+            yield chunk, invalid
+            chunk = []
+    yield chunk, invalid
+
+
+def _check_item(project: Project, item: records.CanonicalItem) -> None:
+    if item.gold_label is not None:
+        item.gold_label = _verdict(project, item.gold_label, "gold_label")
+    if item.label is not None and project.task_type != TaskType.PAIRWISE:
+        raise records.RecordError("chosen", "a chosen/rejected pair needs a pairwise project")
+    if item.label is not None and item.label["strength"] == 0 and not project.allow_ties:
+        raise records.RecordError("chosen", "tie label in a project without ties")
 
 
 def _adopt_k(project: Project, k: int) -> int:
     project.num_responses = k
     if k > 2 and project.task_type == TaskType.PAIRWISE:
         project.task_type = TaskType.RANKING
-    project.save(update_fields=["num_responses", "task_type"])
     return k
 
 
-def _write_items(
-    project: Project,
-    batch: ImportBatch,
-    chunk: list[tuple[int, records.CanonicalItem]],
-    result: ImportResult,
-) -> None:
-    ids = {item.external_id for _, item in chunk}
-    existing = set(
-        Item.objects.filter(project=project, external_id__in=ids).values_list(
-            "external_id", flat=True
-        )
-    )
-    now = timezone.now()
-    new: list[records.CanonicalItem] = []
-    for _, c in chunk:
-        if c.external_id in existing:
-            result.skipped += 1
-            continue
-        existing.add(c.external_id)  # a repeat inside the same chunk is also "already present"
-        new.append(c)
-    if not new:
-        return
-    if connection.vendor == "postgresql":
-        _copy_items(project, batch, new, now)
-        labelled = [c for c in new if c.label is not None]
-        # COPY returns no ids; the labels need them.
-        item_pks = (
-            dict(
-                Item.objects.filter(
-                    project=project, external_id__in=[c.external_id for c in labelled]
-                ).values_list("external_id", "pk")
-            )
-            if labelled
-            else {}
-        )
-    else:
+_T = TypeVar("_T")
+_DONE = object()
+
+
+@contextmanager
+def _in_background(source: Iterator[_T], depth: int = 1) -> Iterator[Iterator[_T]]:
+    """Run `source` in a thread, `depth` items ahead of the consumer (memory stays bounded).
+
+    Its exceptions are raised in the consumer; leaving the block early stops the thread.
+    """
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(value, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for value in source:
+                if not put((value, None)):
+                    return
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put((_DONE, exc))
+            return
+        finally:
+            close = getattr(source, "close", None)
+            if close:
+                close()  # a generator's open file is closed now, not when collected
+        put((_DONE, None))
+
+    def consume() -> Iterator[_T]:
+        while True:
+            value, exc = handoff.get()
+            if exc is not None:
+                raise exc
+            if value is _DONE:
+                return
+            yield value
+
+    thread = threading.Thread(target=run, name="import-reader", daemon=True)
+    thread.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        thread.join()
+
+
+class _ItemWriter:
+    """Writes chunks of new items, skipping those already present (idempotent re-import).
+
+    PostgreSQL: a binary COPY whose rows are encoded in the reading thread (`encode`), so the
+    writing thread only joins bytes. SQLite: `bulk_create`.
+    """
+
+    def __init__(self, project: Project, batch: ImportBatch, result: ImportResult) -> None:
+        self.project, self.batch, self.result = project, batch, result
+        self.now = timezone.now()
+        self.copy = connection.vendor == "postgresql"
+        self.encode = _encode_copy_row if self.copy else _no_encoding
+        self._copy_sql = ""
+        self._constants = b""
+        self._foreign_keys = ""
+
+    def close(self) -> None:
+        if self._foreign_keys:
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET CONSTRAINTS {self._foreign_keys} DEFERRED")
+
+    def write(self, chunk: list[_Ready]) -> None:
+        if not chunk:
+            return
+        existing = set(_item_pks(self.project, {item.external_id for _, item, _ in chunk}))
+        new: list[_Ready] = []
+        for ready in chunk:
+            external_id = ready[1].external_id
+            if external_id in existing:
+                self.result.skipped += 1
+                continue
+            existing.add(external_id)  # a repeat inside the same chunk is also "already present"
+            new.append(ready)
+        if not new:
+            return
+        if self.copy:
+            self._copy(new)
+        else:
+            self._bulk_create(new)
+        self.result.created += len(new)
+
+    def _bulk_create(self, new: list[_Ready]) -> None:
         items = [
             Item(
-                project=project,
+                project=self.project,
                 external_id=c.external_id,
                 content_hash=c.content_hash,
                 prompt=c.prompt,
@@ -278,18 +360,48 @@ def _write_items(
                 metadata=c.metadata,
                 is_gold=c.is_gold,
                 gold_label=c.gold_label,
-                import_batch=batch,
-                created_at=now,
+                import_batch=self.batch,
+                created_at=self.now,
             )
-            for c in new
+            for _, c, _ in new
         ]
         Item.objects.bulk_create(items, batch_size=len(items))
-        labelled = [c for c in new if c.label is not None]
-        item_pks = {
-            item.external_id: item.pk for item, c in zip(items, new, strict=True) if c.label
-        }
-    result.created += len(new)
-    if labelled:
+        self._write_labels({item.external_id: item.pk for item in items}, new)
+
+    def _copy(self, new: list[_Ready]) -> None:
+        with connection.cursor() as cursor:
+            if not self._copy_sql:
+                self._copy_sql, self._constants = _copy_plan(
+                    cursor.cursor, self.project, self.batch, self.now
+                )
+                # Django's foreign keys are checked at commit: 100k checks in a row after the
+                # last chunk, with nothing else to do. Checked after each COPY instead, they run
+                # while the reading thread prepares the next chunk (same rows, same checks;
+                # `close()` defers them again for the rest of an enclosing transaction).
+                self._foreign_keys = ", ".join(
+                    connection.ops.quote_name(name)
+                    for name, info in connection.introspection.get_constraints(
+                        cursor, Item._meta.db_table
+                    ).items()
+                    if info["foreign_key"]
+                )
+                if self._foreign_keys:
+                    cursor.execute(f"SET CONSTRAINTS {self._foreign_keys} IMMEDIATE")
+            constants = self._constants
+            with cursor.cursor.copy(self._copy_sql) as copy:
+                copy.write(
+                    b"".join([_COPY_HEADER, *(row + constants for _, _, row in new), _COPY_TRAILER])
+                )
+        if any(c.label is not None for _, c, _ in new):
+            # COPY returns no ids; the labels need them.
+            ids = {c.external_id for _, c, _ in new if c.label is not None}
+            self._write_labels(_item_pks(self.project, ids), new)
+
+    def _write_labels(self, item_pks: dict[str, int], new: list[_Ready]) -> None:
+        labelled = [c for _, c, _ in new if c.label is not None]
+        if not labelled:
+            return
+        project = self.project
         Judgment.objects.bulk_create(
             [
                 Judgment(
@@ -299,17 +411,26 @@ def _write_items(
                     source="imported",
                     task_type=project.task_type,
                     value=c.label,
-                    import_batch=batch,
-                    created_at=now,
+                    import_batch=self.batch,
+                    created_at=self.now,
                 )
                 for c in labelled
             ],
             batch_size=len(labelled),
         )
-        result.labels += len(labelled)
+        self.result.labels += len(labelled)
 
 
-# The item columns an import fills from each row; every other column gets its model default.
+# --- PostgreSQL binary COPY of items --------------------------------------------------------------
+#
+# bulk_create's INSERT … UNNEST spent most of its time quoting wide JSON values into arrays, and
+# psycopg's row-by-row COPY (`write_row`, a dumper call per value) still cost ~30 µs per item
+# (profiles of bench/import.py). Each row is encoded here instead, in PostgreSQL's binary COPY
+# format: the seven columns that come from the file, then the other columns, which are the same
+# for every row of an import and so are encoded once (by psycopg, from the model's fields, so a
+# column added to Item later gets its default as with bulk_create).
+
+# The item columns an import fills from each row, in the order `_encode_copy_row` writes them.
 _ITEM_ROW_FIELDS = (
     "external_id",
     "content_hash",
@@ -319,47 +440,94 @@ _ITEM_ROW_FIELDS = (
     "is_gold",
     "gold_label",
 )
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_COPY_TRAILER = struct.pack(">h", -1)
+_INT4 = struct.Struct(">i")
+_NULL = _INT4.pack(-1)
+_BOOL = {True: _INT4.pack(1) + b"\x01", False: _INT4.pack(1) + b"\x00"}
+_JSONB_VERSION = b"\x01"
+# Every row starts with its number of columns: all of Item's but the id.
+_ITEM_COLUMNS = sum(1 for f in Item._meta.concrete_fields if not f.primary_key)
+_FIELD_COUNT = struct.pack(">h", _ITEM_COLUMNS)
 
 
-def _copy_items(
-    project: Project, batch: ImportBatch, new: list[records.CanonicalItem], now: Any
-) -> None:
-    """Write new items with PostgreSQL's COPY (binary): bulk_create's INSERT … UNNEST spends most
-    of its time quoting wide JSON values into arrays (profile of bench/import.py).
-
-    Columns come from the model, so a column added later gets its default as with bulk_create.
-    JSON values go to psycopg as Python objects (its jsonb dumper encodes them; a str would be
-    stored as a JSON string), and None as SQL NULL, as JSONField writes it.
-    """
-    fields = [f for f in Item._meta.concrete_fields if not f.primary_key]
+def _copy_plan(cursor: Any, project: Project, batch: ImportBatch, now: Any) -> tuple[str, bytes]:
+    """The COPY statement, and the encoded values of every column not taken from the row."""
+    fields = {f.attname: f for f in Item._meta.concrete_fields if not f.primary_key}
     fixed = {"project_id": project.pk, "import_batch_id": batch.pk, "created_at": now}
-    plan: list[tuple[str | None, Any]] = []  # (attribute of the row, or None: a constant)
-    for f in fields:
-        if f.attname in _ITEM_ROW_FIELDS:
-            plan.append((f.attname, None))
-        else:
-            plan.append((None, fixed[f.attname] if f.attname in fixed else f.get_default()))
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    others = [f for name, f in fields.items() if name not in _ITEM_ROW_FIELDS]
+    values = [fixed[f.attname] if f.attname in fixed else f.get_default() for f in others]
+    registry = cursor.adapters.types
+    transformer = Transformer.from_context(cursor)
+    transformer.set_dumper_types(
+        [registry.get_oid(f.db_type(connection).split("(")[0]) for f in others], Format.BINARY
+    )
+    dumped = transformer.dump_sequence(values, [PyFormat.BINARY] * len(values))
+    constants = b"".join(
+        _NULL if value is None else _INT4.pack(len(value)) + bytes(value) for value in dumped
+    )
+    columns = [fields[name] for name in _ITEM_ROW_FIELDS] + others
     table = connection.ops.quote_name(Item._meta.db_table)
-    sql = f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)"
-    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-        # orjson encodes the JSON columns several times faster than psycopg's default json.dumps
-        # (the largest Python cost in a profile of bench/import.py).
-        set_json_dumps(_orjson_dumps, context=cursor.cursor)
-        copy.set_types([_copy_type(f) for f in fields])
-        for c in new:
-            copy.write_row(
-                [constant if attr is None else getattr(c, attr) for attr, constant in plan]
-            )
+    names = ", ".join(connection.ops.quote_name(f.column) for f in columns)
+    sql = f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)"
+    if len(columns) != _ITEM_COLUMNS:
+        raise RuntimeError("Item's columns changed after this module was loaded")
+    return sql, constants
 
 
-def _orjson_dumps(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+def _encode_copy_row(c: records.CanonicalItem) -> bytes:
+    """The row's own columns in binary COPY format (field count first), or RecordError naming a
+    field PostgreSQL would refuse, so the line is reported instead of the whole COPY failing."""
+    return b"".join(
+        [
+            _FIELD_COUNT,
+            _text_value("id", c.external_id),
+            _text_value("content_hash", c.content_hash),
+            _jsonb_value("prompt", c.prompt),
+            _jsonb_value("responses", c.responses),
+            _jsonb_value("metadata", c.metadata),
+            _BOOL[c.is_gold],
+            _NULL if c.gold_label is None else _jsonb_value("gold_label", c.gold_label),
+        ]
+    )
 
 
-def _copy_type(f: models.Field) -> str:
-    """The type name psycopg's binary COPY needs: the column type without its length."""
-    return f.db_type(connection).split("(")[0]
+def _text_value(field_name: str, value: str) -> bytes:
+    data = value.encode()
+    if b"\x00" in data:
+        raise records.RecordError(
+            field_name, "contains a NUL character, which PostgreSQL cannot store"
+        )
+    return _INT4.pack(len(data)) + data
+
+
+def _jsonb_value(field_name: str, value: Any) -> bytes:
+    try:
+        data = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError as exc:
+        raise records.RecordError(field_name, f"cannot be stored as JSON ({exc})") from None
+    # jsonb refuses \u0000. The byte test is a fast filter (an escaped backslash followed by
+    # "u0000" also matches); the values themselves decide.
+    if b"\\u0000" in data and _has_nul(value):
+        raise records.RecordError(
+            field_name, "contains a NUL character (\\u0000), which PostgreSQL cannot store"
+        )
+    return _INT4.pack(len(data) + 1) + _JSONB_VERSION + data
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _no_encoding(c: records.CanonicalItem) -> bytes:
+    """SQLite: rows are written with bulk_create, nothing to encode."""
+    return b""
 
 
 # --- Labels -------------------------------------------------------------------------------------
@@ -532,10 +700,7 @@ def _write_labels(
     rejects: _Rejects | None,
 ) -> bool:
     """Write one chunk of labels; return True if a row named an unknown item."""
-    ids = {parsed["id"] for _, parsed in chunk}
-    item_pks = dict(
-        Item.objects.filter(project=project, external_id__in=ids).values_list("external_id", "pk")
-    )
+    item_pks = _item_pks(project, {parsed["id"] for _, parsed in chunk})
     if judge is not None:
         existing_qs = Judgment.objects.filter(
             judge=judge, prompt_version="imported", item_id__in=item_pks.values()
@@ -618,6 +783,32 @@ def _forget_queries() -> None:
 
 
 # --- Shared -------------------------------------------------------------------------------------
+
+
+def _item_pks(project: Project, external_ids: set[str]) -> dict[str, int]:
+    """The ids of the project's items with these external ids (those that exist)."""
+    if connection.vendor != "postgresql":
+        return dict(
+            Item.objects.filter(project=project, external_id__in=external_ids).values_list(
+                "external_id", "pk"
+            )
+        )
+    # One index lookup per id, whatever the planner believes. With `external_id IN (…)` it chose
+    # to scan all the project's rows through an index on the project alone, because the
+    # statistics (none yet, or taken before this import) count the project's rows as a handful:
+    # each chunk of an import then read every row written so far (24 µs of server time per item
+    # at 100k items, growing with the file). LIMIT 1 keeps the subquery from being turned into a
+    # join, so the unique (project, external_id) index answers each id.
+    table = connection.ops.quote_name(Item._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT wanted.external_id, hit.id"
+            " FROM unnest(%s::varchar[]) AS wanted(external_id)"
+            f" CROSS JOIN LATERAL (SELECT item.id FROM {table} AS item"
+            "  WHERE item.project_id = %s AND item.external_id = wanted.external_id LIMIT 1) AS hit",
+            [list(external_ids), project.pk],
+        )
+        return dict(cursor.fetchall())
 
 
 def _verdict(project: Project, value: Any, field_name: str) -> dict:

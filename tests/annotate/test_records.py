@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -398,6 +399,31 @@ def test_a_row_without_id_is_named_by_its_content_hash() -> None:
     c = records.normalise({"prompt": "p", "responses": ["y", "x"]}, k=2)
     assert a.external_id == b.external_id == f"sha256:{a.content_hash[:40]}"
     assert c.external_id != a.external_id
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "plain ascii",
+        'quotes " and \\ backslashes / slash',
+        "controls \x00\x01\x1f\x7f tab\t newline\n cr\r \b \f",
+        "non-ascii é ß 中文 😀 \u2028 \u2029 \ufeff",
+        [{"role": "user", "content": "é\n"}, {"role": "assistant", "content": "😀"}],
+    ],
+)
+def test_the_content_hash_is_the_sha256_of_the_json_the_first_stored_hashes_used(
+    prompt: Any,
+) -> None:
+    # Items imported without an id are named after this hash: a different encoding would import
+    # the same file a second time under new names.
+    responses = [{"model": "m ü", "text": 'a\u0001"b'}, {"text": "c"}]
+    expected = json.dumps(
+        {"prompt": prompt, "responses": [["m ü", 'a\u0001"b'], ["", "c"]]},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    assert records.hash_content(prompt, responses) == hashlib.sha256(expected.encode()).hexdigest()
 
 
 def test_numeric_ids_become_text() -> None:

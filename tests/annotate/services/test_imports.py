@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from django.db import connection, reset_queries
 
 from annotate.models import ImportBatch, Item, Judge, Judgment, Project
+from annotate.services import imports
 from annotate.services.imports import (
     ImportRefused,
     ImportRejected,
@@ -275,6 +277,80 @@ def test_a_debug_mode_import_does_not_keep_the_sql_of_every_chunk(
     reset_queries()
     items_import(project=make_project("p"), path=path, chunk_size=2)
     assert len(connection.queries) < 10  # 20 chunks, each with a lookup and an insert
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's text types")
+def test_a_nul_character_postgresql_cannot_store_is_an_invalid_row_naming_its_field(
+    make_project: Any, tmp_path: Path
+) -> None:
+    project = make_project("p")
+    rows: list[Any] = [row(i) for i in range(6)]
+    rows[1] = row(1, metadata={"note": "a\x00b"})
+    rows[3] = row(3, responses=["a", "b\x00"])
+    rows[4] = row(4, id="q\x004")
+    rows[5] = row(5, prompt="a literal backslash-u0000: \\u0000")  # storable: imported
+    path = write_jsonl(tmp_path / "items.jsonl", rows)
+    with pytest.raises(ImportRejected) as exc:
+        items_import(project=project, path=path)
+    assert [(e.line, e.field) for e in exc.value.result.errors] == [
+        (2, "metadata"),
+        (4, "responses"),
+        (5, "id"),
+    ]
+    assert all("NUL" in e.reason for e in exc.value.result.errors)
+    result = items_import(project=project, path=path, skip_invalid=True)
+    assert (result.created, result.invalid) == (3, 3)
+    assert project.items.get(external_id="q5").prompt.endswith("\\u0000")
+
+
+def test_an_error_while_writing_stops_the_reading_thread(
+    make_project: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(self: Any, chunk: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(imports._ItemWriter, "write", fail)
+    path = write_jsonl(tmp_path / "items.jsonl", [row(i) for i in range(50)])
+    with pytest.raises(RuntimeError, match="disk full"):
+        items_import(project=make_project("p"), path=path, chunk_size=2)
+    assert not [t for t in threading.enumerate() if t.name == "import-reader"]
+
+
+def test_an_error_while_reading_reaches_the_caller(
+    make_project: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        yield from ()
+        raise OSError("the disk went away")
+
+    monkeypatch.setattr(imports.records, "read_records", broken)
+    project = make_project("p")
+    with pytest.raises(OSError, match="went away"):
+        items_import(project=project, path=write_jsonl(tmp_path / "i.jsonl", [row(0)]))
+    assert project.items.count() == 0
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's deferred checks")
+def test_after_an_import_foreign_keys_are_checked_at_commit_again(
+    make_project: Any, tmp_path: Path
+) -> None:
+    project = make_project("p")
+    items_import(project=project, path=write_jsonl(tmp_path / "i.jsonl", [row(0)]))
+    # The import checks them after each COPY; code after it in the same transaction must get
+    # Django's usual deferred checks back (a row may point at one created later).
+    missing = ImportBatch.objects.order_by("-pk").first().pk + 1000
+    Item.objects.create(
+        project=project, external_id="later", prompt="p", responses=[], import_batch_id=missing
+    )
+    ImportBatch.objects.create(pk=missing, project=project, filename="later", kind="items")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL storage options")
+def test_item_rows_of_a_few_kilobytes_are_stored_whole_and_uncompressed() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'annotate_item'")
+        (options,) = cursor.fetchone()
+    assert "toast_tuple_target=8160" in options
 
 
 # --- Refusals -----------------------------------------------------------------------------------
