@@ -42,7 +42,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,8 @@ from typing import Any
 import orjson
 from django.db import connection
 from django.db.models import Count, Max, Min
+from psycopg import errors as psycopg_errors
+from psycopg import pq
 
 from annotate.models import Item, Judge, Judgment, Project
 from annotate.services import exports
@@ -92,17 +94,14 @@ _ANNOTATOR_SQL = """CASE WHEN j.kind = 'human' THEN {names}::jsonb -> (
          ELSE 'ext:' || coalesce(nullif(j.external_annotator, ''), j.source) END) END"""
 _JUDGE_SQL = "{judges}::jsonb -> j.judge_id::text"
 
-# JSONL: the judgment's part of one line, "{"id":N <the rest, up to created_at>": Python puts the
-# item's ,"item_id":… between the two parts and its prompt/responses/models after the second.
+# JSONL: the judgment's part of one line in three pieces joined by a separator (a control
+# character, which JSON text never holds raw): ``{"id":N``, the rest from ``,"value":`` to
+# created_at, and the row's group key. Python writes the head, the item's ``,"item_id":…``, the
+# group's ``,"aspect":… ,"task_type":…`` (made once per group by orjson, as the Python path
+# makes them), the rest and the item's prompt/responses/models. The group's columns are few
+# distinct values: escaping them per row in SQL cost more than all of Python's splicing.
 _LINE_SQL = """
-SELECT concat('{{"id":', j.id, ' ',
-    ',"aspect":', to_json(j.aspect::text),
-    ',"kind":', to_json(j.kind::text),
-    ',"source":', to_json({source}),
-    ',"annotator":', coalesce(({annotator})::text, 'null'),
-    ',"judge":', coalesce(({judge})::text, 'null'),
-    ',"prompt_version":', to_json(j.prompt_version::text),
-    ',"task_type":', to_json(j.task_type::text),
+SELECT concat('{{"id":', j.id, {sep},
     ',"value":', coalesce(j.value::text, 'null'),
     ',"probabilities":', coalesce({probabilities}, 'null'),
     ',"confidence":', CASE
@@ -116,12 +115,32 @@ SELECT concat('{{"id":', j.id, ' ',
     ',"confidence_label":', to_json(j.confidence_label::text),
     ',"time_spent_ms":', coalesce(j.time_spent_ms::text, 'null'),
     ',"created_at":"',
-    to_char(j.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '"'),
+    to_char(j.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '"', {sep},
+    {group_key}),
     {item_field}
 FROM {judgment} j
 WHERE j.id >= {low} AND j.id < {high}{where}
 ORDER BY j.id
 """
+# The columns that make a group (GROUP BY in `_plan`, the key in `_LINE_SQL`), in this order.
+_GROUP_COLUMNS = (
+    "kind",
+    "aspect",
+    "judge_id",
+    "annotator_id",
+    "external_annotator",
+    "source",
+    "prompt_version",
+    "task_type",
+)
+_GROUP_KEY_SQL = (
+    "concat_ws({sep}, j.kind, j.aspect, coalesce(j.judge_id::text, ''), "
+    "coalesce(j.annotator_id::text, ''), j.external_annotator, j.source, j.prompt_version, "
+    "j.task_type)"
+)
+# Candidates for the key's separator: the first one that no group value holds is used, so
+# that distinct groups have distinct keys and a key splits back into its columns.
+_SEPARATORS = [chr(c) for c in range(0x1F, 0x00, -1)]
 
 # Parquet: typed columns for Arrow's CSV reader; `_CSV_COLUMNS` names them in this order.
 _COLUMNS_SQL = """
@@ -162,6 +181,7 @@ class _Plan:
     low: int
     high: int
     sql: dict[str, str]  # format arguments shared by the COPY statements
+    groups: _GroupParts
 
 
 def _plan(project: Project, options: exports.ExportOptions, stats: exports._Stats) -> _Plan:
@@ -177,13 +197,15 @@ def _plan(project: Project, options: exports.ExportOptions, stats: exports._Stat
     groups = (
         exports._raw_queryset(project, options)
         .order_by()
-        .values_list("kind", "aspect", "judge_id", "annotator_id", "external_annotator", "source")
+        .values_list(*_GROUP_COLUMNS)
         .annotate(n=Count("pk"), low=Min("pk"), high=Max("pk"))
     )
     judge_names = dict(Judge.objects.values_list("pk", "name"))
-    names: dict[str, str] = {}
+    maker = _GroupParts(project, judge_names)
+    found: list[tuple] = []
     total, low, high = 0, None, None
-    for kind, aspect, judge_id, annotator_id, external, source, n, lo, hi in groups:
+    for *columns, n, lo, hi in groups:
+        kind, aspect, judge_id = columns[:3]
         total += n
         low = lo if low is None else min(low, lo)
         high = hi if high is None else max(high, hi)
@@ -191,12 +213,16 @@ def _plan(project: Project, options: exports.ExportOptions, stats: exports._Stat
         stats.aspects[aspect] += n
         if judge_id:
             stats.judges[judge_names.get(judge_id, str(judge_id))] += n
-        if kind == Judgment.Kind.HUMAN:
-            # The same key and function as the Python path (`who` in _raw_rows).
-            key = f"user:{annotator_id}" if annotator_id else f"ext:{external or source}"
-            if key not in names:
-                names[key] = exports.pseudonym(project=project, key=key)
-    stats.annotators.update(names.values())
+        found.append(tuple("" if c is None else str(c) for c in columns))
+    text = "".join("".join(columns) for columns in found)
+    sep = next((c for c in _SEPARATORS if c not in text), None)
+    if sep is None:  # every control character is in the data (never seen): say so
+        raise exports.ExportError("no separator for the COPY path: every control character is used")
+    maker.sep = sep.encode()
+    for columns in found:
+        maker.part(sep.join(columns).encode())
+    stats.annotators.update(maker.names.values())
+    names = maker.names
 
     where = ""
     if options.source != "all":
@@ -216,8 +242,64 @@ def _plan(project: Project, options: exports.ExportOptions, stats: exports._Stat
         "item_field": _ITEM_SQL.format(
             item=connection.ops.quote_name(Item._meta.db_table), project=int(project.pk)
         ),
+        "sep": lit(sep),
+        "group_key": _GROUP_KEY_SQL.format(sep=lit(sep)),
     }
-    return _Plan(total=total, low=low or 0, high=high if high is not None else -1, sql=sql)
+    return _Plan(
+        total=total, low=low or 0, high=high if high is not None else -1, sql=sql, groups=maker
+    )
+
+
+class _GroupParts:
+    """``,"aspect":…,"kind":…,"source":…,"annotator":…,"judge":…,"prompt_version":…,
+    "task_type":…`` of each group key, made as the Python path makes them (`_raw_rows`)."""
+
+    def __init__(self, project: Project, judge_names: dict[int, str]) -> None:
+        self.project = project
+        self.judge_names = judge_names
+        self.names: dict[str, str] = {}  # pseudonym key → pseudonym
+        self.parts: dict[bytes, bytes] = {}
+        self.sep = b"\x1f"
+
+    def part(self, key: bytes) -> bytes:
+        part = self.parts.get(key)
+        if part is None:
+            part = self.parts[key] = self._make(key)
+        return part
+
+    def _make(self, key: bytes) -> bytes:
+        columns = key.decode().split(self.sep.decode())
+        if len(columns) != len(_GROUP_COLUMNS):
+            # A group that appeared after `_plan` holding the separator: cannot be split back.
+            raise exports.ExportError("judgments changed during the export; run it again")
+        kind, aspect, judge_id, annotator_id, external, source, version, task_type = columns
+        annotator = None
+        if kind == Judgment.Kind.HUMAN:
+            # The same key and function as the Python path (`who` in _raw_rows).
+            who = f"user:{annotator_id}" if annotator_id else f"ext:{external or source}"
+            annotator = self.names.get(who)
+            if annotator is None:
+                annotator = self.names[who] = exports.pseudonym(project=self.project, key=who)
+            # An imported human's source is their name: say only where it came from.
+            source = "annotate" if annotator_id else "imported"
+        judge = self.judge_names.get(int(judge_id)) if judge_id else None
+        dumps = orjson.dumps
+        return (
+            b',"aspect":'
+            + dumps(aspect)
+            + b',"kind":'
+            + dumps(kind)
+            + b',"source":'
+            + dumps(source)
+            + b',"annotator":'
+            + dumps(annotator)
+            + b',"judge":'
+            + dumps(judge)
+            + b',"prompt_version":'
+            + dumps(version)
+            + b',"task_type":'
+            + dumps(task_type)
+        )
 
 
 def _batches(plan: _Plan, size: int) -> list[tuple[int, int]]:
@@ -240,6 +322,31 @@ class _NoJit:
         self.cursor.execute("SELECT set_config('jit', %s, false)", [self.previous])
 
 
+def _copy_rows(cursor: Any, copy_sql: str) -> Iterator[memoryview]:
+    """The rows of a ``COPY … TO STDOUT``, as libpq hands them over (one row a block).
+
+    Why not iterate psycopg's Copy: its read() runs a wait generator per row (~1.5 µs, as much
+    as the rest of Parquet's per-row work). Rows libpq already holds are taken straight from it
+    (non-blocking); only when none is buffered does psycopg's read() wait for the socket."""
+    with cursor.copy(copy_sql) as copy:
+        pgconn = connection.connection.pgconn
+        get = pgconn.get_copy_data
+        while True:
+            size, block = get(1)
+            if size > 0:
+                yield block
+            elif size == 0:  # nothing buffered: psycopg waits (and handles the end if it comes)
+                block = copy.read()
+                if not block:
+                    return
+                yield block
+            else:  # the end came buffered with the rows: collect the final result here
+                while (result := pgconn.get_result()) is not None:
+                    if result.status != pq.ExecStatus.COMMAND_OK:
+                        raise psycopg_errors.error_from_result(result, encoding="utf-8")
+                return
+
+
 def _parse_item(text: bytes, options: exports.ExportOptions) -> exports._ItemText | None:
     """The `_ItemText` of an item field's JSON, or None for another project's item (empty)."""
     if not text:
@@ -254,6 +361,7 @@ def _parse_item(text: bytes, options: exports.ExportOptions) -> exports._ItemTex
 def _copy_lines(
     cursor: Any,
     copy_sql: str,
+    groups: _GroupParts,
     options: exports.ExportOptions,
     cache: dict[bytes, Any],
     sink: dict[str, Any],
@@ -266,60 +374,62 @@ def _copy_lines(
     counts: Counter = Counter()
     pending: dict[str, list[bytes]] = {}
     dumps = orjson.dumps
+    sep = groups.sep
+    parts = groups.parts
     current: tuple[str, bytes, bytes] | None = None
     first = True
-    with cursor.copy(copy_sql) as copy:
-        for block in copy:
-            if first:
-                first = False
-                if bytes(block[:19]) != _BINARY_HEADER:
-                    raise exports.ExportError("unexpected COPY header")
-                block = block[19:]
-                if not block:
-                    continue
-            if len(block) == 2:  # the trailer (a row is never this short)
+    for block in _copy_rows(cursor, copy_sql):
+        if first:
+            first = False
+            if bytes(block[:19]) != _BINARY_HEADER:
+                raise exports.ExportError("unexpected COPY header")
+            block = block[19:]
+            if not block:
                 continue
-            if block[-4:] == _NULL_FIELD:  # the same item as the row before
-                line = bytes(block[6:-4])
-            else:
-                size = int.from_bytes(block[2:6], "big")
-                line = bytes(block[6 : 6 + size])
-                pk, _, text = bytes(block[10 + size :]).partition(b" ")
-                current = cache.get(pk, False)
-                if current is False:
-                    if len(cache) >= ITEM_CACHE:
-                        cache.clear()
-                    item = _parse_item(text, options)
-                    current = cache[pk] = (
-                        None
-                        if item is None
-                        else (
-                            item.split,
-                            b',"item_id":' + dumps(item.external_id),
-                            b',"prompt":'
-                            + dumps(item.text)
-                            + b',"responses":'
-                            + dumps(item.responses)
-                            + b',"models":'
-                            + dumps(item.models)
-                            + b"}\n",
-                        )
+        if len(block) == 2:  # the trailer (a row is never this short)
+            continue
+        if block[-4:] == _NULL_FIELD:  # the same item as the row before
+            line = bytes(block[6:-4])
+        else:
+            size = int.from_bytes(block[2:6], "big")
+            line = bytes(block[6 : 6 + size])
+            pk, _, text = bytes(block[10 + size :]).partition(b" ")
+            current = cache.get(pk, False)
+            if current is False:
+                if len(cache) >= ITEM_CACHE:
+                    cache.clear()
+                item = _parse_item(text, options)
+                current = cache[pk] = (
+                    None
+                    if item is None
+                    else (
+                        item.split,
+                        b',"item_id":' + dumps(item.external_id),
+                        b',"prompt":'
+                        + dumps(item.text)
+                        + b',"responses":'
+                        + dumps(item.responses)
+                        + b',"models":'
+                        + dumps(item.models)
+                        + b"}\n",
                     )
-            if current is None:  # a judgment of another project within the id range
-                continue
-            split, item_head, item_tail = current
-            head, rest = line.split(b" ", 1)
-            lines = pending.get(split)
-            if lines is None:
-                lines = pending[split] = []
-            lines += (head, item_head, rest, item_tail)
-            if len(lines) >= 16_384:
-                sink[split].write(b"".join(lines))
-                counts[split] += len(lines) // 4
-                lines.clear()
+                )
+        if current is None:  # a judgment of another project within the id range
+            continue
+        split, item_head, item_tail = current
+        head, rest, key = line.split(sep, 2)  # the key last: it may hold the separator
+        group = parts.get(key) or groups.part(key)
+        lines = pending.get(split)
+        if lines is None:
+            lines = pending[split] = []
+        lines += (head, item_head, group, rest, item_tail)
+        if len(lines) >= 20_000:
+            sink[split].write(b"".join(lines))
+            counts[split] += len(lines) // 5
+            lines.clear()
     for split, lines in pending.items():
         sink[split].write(b"".join(lines))
-        counts[split] += len(lines) // 4
+        counts[split] += len(lines) // 5
     return counts
 
 
@@ -344,7 +454,12 @@ def raw_jsonl_copy(
             for start, end in _batches(plan, COPY_BATCH):
                 query = _LINE_SQL.format(low=int(start), high=int(end), **plan.sql)
                 counts = _copy_lines(
-                    cursor, f"COPY ({query}) TO STDOUT (FORMAT binary)", options, cache, sink
+                    cursor,
+                    f"COPY ({query}) TO STDOUT (FORMAT binary)",
+                    plan.groups,
+                    options,
+                    cache,
+                    sink,
                 )
                 stats.rows.update(counts)
                 batch = sum(counts.values())
@@ -474,9 +589,8 @@ class _ParquetBatches:
 def _copy_bytes(cursor: Any, copy_sql: str) -> bytearray:
     """All of one COPY's output (appended as it comes: no list of a row's buffers)."""
     data = bytearray()
-    with cursor.copy(copy_sql) as copy:
-        for block in copy:
-            data += block
+    for block in _copy_rows(cursor, copy_sql):
+        data += block
     return data
 
 

@@ -587,6 +587,29 @@ def test_copy_fast_path_items_whose_judgments_interleave(
     assert len(rows) == Judgment.objects.filter(item__project=tricky).count()
 
 
+def test_copy_fast_path_handles_a_group_that_appears_after_counting(
+    tricky: Any, on_postgres: None, monkeypatch: Any
+) -> None:
+    # A judgment by a new annotator arrives between the GROUP BY and the COPY: its group's
+    # columns are made from its key as the others are (pseudonymised, not left out).
+    real = export_copy._plan
+
+    def plan_then_insert(*args: Any) -> Any:
+        plan = real(*args)
+        human(tricky.items.first(), "late annotator", {"strength": 2})
+        return plan
+
+    monkeypatch.setattr(export_copy, "_plan", plan_then_insert)
+    rows = read_jsonl(run(tricky, "raw"))
+    late = [
+        r
+        for r in rows
+        if r["annotator"] == exports.pseudonym(project=tricky, key="ext:late annotator")
+    ]
+    assert len(late) == 1 and late[0]["source"] == "imported"
+    assert b"late annotator" not in json.dumps(rows).encode()
+
+
 @FORMATS
 def test_copy_fast_path_odd_items_and_a_test_split(
     tricky: Any, on_postgres: None, monkeypatch: Any, fmt: str
