@@ -102,7 +102,15 @@ def _database() -> dict:
         # A file, not memory, so a real worker process in the integration tests sees the test data;
         # one per test process, so concurrent runs never share (and delete) each other's database.
         config["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
-    elif config["ENGINE"] != "django.db.backends.postgresql":
+    elif config["ENGINE"] == "django.db.backends.postgresql":
+        # The queue's hot statements (annotate/fastsql.py) ask to be prepared, so PostgreSQL plans
+        # them once per connection; Django's own queries are never prepared (they bind on the
+        # client). A pooler in transaction mode that cannot carry prepared statements (PgBouncer
+        # before 1.21) needs DB_PREPARED_STATEMENTS=0. The threshold only matters to cursors that
+        # do not ask: none of ours.
+        if env_bool("DB_PREPARED_STATEMENTS", True):
+            config.setdefault("OPTIONS", {})["prepare_threshold"] = 1_000_000
+    else:
         raise ImproperlyConfigured(
             f"DATABASE_URL must be sqlite:// or postgres://, not {config['ENGINE']}."
         )
