@@ -9,6 +9,7 @@ rows and writes the rejected ones, with their reasons, to a rejects file.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import queue
@@ -311,18 +312,21 @@ def _in_background(source: Iterator[_T], depth: int = 1) -> Iterator[Iterator[_T
 class _ItemWriter:
     """Writes chunks of new items, skipping those already present (idempotent re-import).
 
-    PostgreSQL: a binary COPY whose rows are encoded in the reading thread (`encode`), so the
-    writing thread only joins bytes. SQLite: `bulk_create`.
+    PostgreSQL: a binary COPY whose rows are encoded whole in the reading thread (`encode`), so
+    this thread only joins bytes. SQLite: `bulk_create`.
     """
 
     def __init__(self, project: Project, batch: ImportBatch, result: ImportResult) -> None:
         self.project, self.batch, self.result = project, batch, result
         self.now = timezone.now()
         self.copy = connection.vendor == "postgresql"
-        self.encode = _encode_copy_row if self.copy else _no_encoding
+        self.encode: Callable[[records.CanonicalItem], bytes] = _no_encoding
         self._copy_sql = ""
-        self._constants = b""
-        self._foreign_keys = ""
+        self._foreign_keys: str | None = None  # known at the first COPY
+        if self.copy:
+            with connection.cursor() as cursor:
+                self._copy_sql, constants = _copy_plan(cursor.cursor, project, batch, self.now)
+            self.encode = functools.partial(_encode_copy_row, constants=constants)
 
     def close(self) -> None:
         if self._foreign_keys:
@@ -370,10 +374,7 @@ class _ItemWriter:
 
     def _copy(self, new: list[_Ready]) -> None:
         with connection.cursor() as cursor:
-            if not self._copy_sql:
-                self._copy_sql, self._constants = _copy_plan(
-                    cursor.cursor, self.project, self.batch, self.now
-                )
+            if self._foreign_keys is None:
                 # Django's foreign keys are checked at commit: 100k checks in a row after the
                 # last chunk, with nothing else to do. Checked after each COPY instead, they run
                 # while the reading thread prepares the next chunk (same rows, same checks;
@@ -387,11 +388,8 @@ class _ItemWriter:
                 )
                 if self._foreign_keys:
                     cursor.execute(f"SET CONSTRAINTS {self._foreign_keys} IMMEDIATE")
-            constants = self._constants
             with cursor.cursor.copy(self._copy_sql) as copy:
-                copy.write(
-                    b"".join([_COPY_HEADER, *(row + constants for _, _, row in new), _COPY_TRAILER])
-                )
+                copy.write(b"".join([_COPY_HEADER, *(row for _, _, row in new), _COPY_TRAILER]))
         if any(c.label is not None for _, c, _ in new):
             # COPY returns no ids; the labels need them.
             ids = {c.external_id for _, c, _ in new if c.label is not None}
@@ -475,9 +473,10 @@ def _copy_plan(cursor: Any, project: Project, batch: ImportBatch, now: Any) -> t
     return sql, constants
 
 
-def _encode_copy_row(c: records.CanonicalItem) -> bytes:
-    """The row's own columns in binary COPY format (field count first), or RecordError naming a
-    field PostgreSQL would refuse, so the line is reported instead of the whole COPY failing."""
+def _encode_copy_row(c: records.CanonicalItem, *, constants: bytes) -> bytes:
+    """The row in binary COPY format: field count, the row's own columns, then `constants`; or
+    RecordError naming a field PostgreSQL would refuse, so the line is reported instead of the
+    whole COPY failing."""
     return b"".join(
         [
             _FIELD_COUNT,
@@ -488,6 +487,7 @@ def _encode_copy_row(c: records.CanonicalItem) -> bytes:
             _jsonb_value("metadata", c.metadata),
             _BOOL[c.is_gold],
             _NULL if c.gold_label is None else _jsonb_value("gold_label", c.gold_label),
+            constants,
         ]
     )
 

@@ -338,11 +338,18 @@ def test_after_an_import_foreign_keys_are_checked_at_commit_again(
     items_import(project=project, path=write_jsonl(tmp_path / "i.jsonl", [row(0)]))
     # The import checks them after each COPY; code after it in the same transaction must get
     # Django's usual deferred checks back (a row may point at one created later).
-    missing = ImportBatch.objects.order_by("-pk").first().pk + 1000
-    Item.objects.create(
-        project=project, external_id="later", prompt="p", responses=[], import_batch_id=missing
-    )
-    ImportBatch.objects.create(pk=missing, project=project, filename="later", kind="items")
+    later = Project.objects.order_by("-pk").first().pk + 1000
+    Item.objects.create(project_id=later, external_id="later", prompt="p", responses=[])
+    Project.objects.create(pk=later, slug="later", name="Later")
+
+
+def test_deleting_a_batch_keeps_its_items_and_unlinks_them(
+    make_project: Any, tmp_path: Path
+) -> None:
+    project = make_project("p")
+    result = items_import(project=project, path=write_jsonl(tmp_path / "i.jsonl", [row(0)]))
+    ImportBatch.objects.get(pk=result.batch_id).delete()
+    assert project.items.get().import_batch_id is None
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL storage options")
