@@ -84,16 +84,6 @@ _ITEM_SQL = """CASE WHEN j.item_id IS DISTINCT FROM lag(j.item_id) OVER (ORDER B
 # Stored JSON passed through as text; NULL, JSON null and {} become null, as in `_raw_rows`.
 _JSON_OR_NULL = "CASE WHEN {c} IS NULL OR {c} = 'null'::jsonb OR {c} = '{{}}'::jsonb THEN NULL ELSE {c}::text END"
 
-# An imported human's source is their name: say only where it came from (as in `_raw_rows`).
-_SOURCE_SQL = """CASE WHEN j.kind = 'human'
-    THEN CASE WHEN j.annotator_id IS NOT NULL THEN 'annotate' ELSE 'imported' END
-    ELSE j.source::text END"""
-# The pseudonym's key, as `who` in `_raw_rows` makes it.
-_ANNOTATOR_SQL = """CASE WHEN j.kind = 'human' THEN {names}::jsonb -> (
-    CASE WHEN j.annotator_id IS NOT NULL THEN 'user:' || j.annotator_id
-         ELSE 'ext:' || coalesce(nullif(j.external_annotator, ''), j.source) END) END"""
-_JUDGE_SQL = "{judges}::jsonb -> j.judge_id::text"
-
 # JSONL: the judgment's part of one line in three pieces joined by a separator (a control
 # character, which JSON text never holds raw): ``{"id":N``, the rest from ``,"value":`` to
 # created_at, and the row's group key. Python writes the head, the item's ``,"item_id":…``, the
@@ -144,33 +134,19 @@ _SEPARATORS = [chr(c) for c in range(0x1F, 0x00, -1)]
 
 # Parquet: typed columns for Arrow's CSV reader; `_CSV_COLUMNS` names them in this order.
 _COLUMNS_SQL = """
-SELECT {item_field}, j.id, j.aspect, j.kind, {source}, ({annotator}) #>> '{{}}',
-    ({judge}) #>> '{{}}', j.prompt_version, j.task_type, j.value::text, {probabilities},
-    j.confidence, {signals}, j.rationale, j.confidence_label, j.time_spent_ms,
+SELECT {item_field}, j.id, {group_key}, j.value::text, {probabilities}, j.confidence, {signals},
+    j.rationale, j.confidence_label, j.time_spent_ms,
     (extract(epoch FROM j.created_at) * 1000000)::int8
 FROM {judgment} j
 WHERE j.id >= {low} AND j.id < {high}{where}
 ORDER BY j.id
 """
 _CSV_COLUMNS = [
-    "item",
-    "id",
-    "aspect",
-    "kind",
-    "source",
-    "annotator",
-    "judge",
-    "prompt_version",
-    "task_type",
-    "value",
-    "probabilities",
-    "confidence",
-    "signals",
-    "rationale",
-    "confidence_label",
-    "time_spent_ms",
-    "created_us",
-]
+    "item", "id", "group", "value", "probabilities", "confidence", "signals", "rationale",
+    "confidence_label", "time_spent_ms", "created_us",
+]  # fmt: skip
+# The group's columns, as `_GroupParts.values` gives them (Parquet takes them per row).
+_GROUP_OUTPUT = ("aspect", "kind", "source", "annotator", "judge", "prompt_version", "task_type")
 
 
 @dataclass
@@ -222,21 +198,15 @@ def _plan(project: Project, options: exports.ExportOptions, stats: exports._Stat
     for columns in found:
         maker.part(sep.join(columns).encode())
     stats.annotators.update(maker.names.values())
-    names = maker.names
 
     where = ""
     if options.source != "all":
         where += f" AND j.kind = {lit(options.source)}"
     if options.aspect:
         where += f" AND j.aspect = {lit(options.aspect)}"
-    names_sql = lit(orjson.dumps(names).decode())
-    judges_sql = lit(orjson.dumps({str(k): v for k, v in judge_names.items()}).decode())
     sql = {
         "judgment": connection.ops.quote_name(Judgment._meta.db_table),
         "where": where,
-        "source": _SOURCE_SQL,
-        "annotator": _ANNOTATOR_SQL.format(names=names_sql),
-        "judge": _JUDGE_SQL.format(judges=judges_sql),
         "probabilities": _JSON_OR_NULL.format(c="j.probabilities"),
         "signals": _JSON_OR_NULL.format(c="j.signals"),
         "item_field": _ITEM_SQL.format(
@@ -262,12 +232,18 @@ class _GroupParts:
         self.sep = b"\x1f"
 
     def part(self, key: bytes) -> bytes:
+        """The group's columns as JSON (a piece of a JSONL line)."""
         part = self.parts.get(key)
         if part is None:
-            part = self.parts[key] = self._make(key)
+            values = dict(zip(_GROUP_OUTPUT, self.values(key), strict=True))
+            dumps = orjson.dumps
+            part = self.parts[key] = b"".join(
+                b',"' + name.encode() + b'":' + dumps(value) for name, value in values.items()
+            )
         return part
 
-    def _make(self, key: bytes) -> bytes:
+    def values(self, key: bytes) -> tuple[str | None, ...]:
+        """The group's columns in `_GROUP_OUTPUT` order, as `_raw_rows` makes them."""
         columns = key.decode().split(self.sep.decode())
         if len(columns) != len(_GROUP_COLUMNS):
             # A group that appeared after `_plan` holding the separator: cannot be split back.
@@ -283,23 +259,7 @@ class _GroupParts:
             # An imported human's source is their name: say only where it came from.
             source = "annotate" if annotator_id else "imported"
         judge = self.judge_names.get(int(judge_id)) if judge_id else None
-        dumps = orjson.dumps
-        return (
-            b',"aspect":'
-            + dumps(aspect)
-            + b',"kind":'
-            + dumps(kind)
-            + b',"source":'
-            + dumps(source)
-            + b',"annotator":'
-            + dumps(annotator)
-            + b',"judge":'
-            + dumps(judge)
-            + b',"prompt_version":'
-            + dumps(version)
-            + b',"task_type":'
-            + dumps(task_type)
-        )
+        return aspect, kind, source, annotator, judge, version, task_type
 
 
 def _batches(plan: _Plan, size: int) -> list[tuple[int, int]]:
@@ -478,13 +438,18 @@ class _ParquetBatches:
     """Turns one batch of CSV from COPY into Arrow tables and writes them, split by split."""
 
     def __init__(
-        self, folder: Path, columns: list[tuple[str, Any]], options: exports.ExportOptions
+        self,
+        folder: Path,
+        columns: list[tuple[str, Any]],
+        options: exports.ExportOptions,
+        groups: _GroupParts,
     ) -> None:
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
         self.folder = folder
         self.options = options
+        self.groups = groups
         self.schema = pa.schema(columns)
         self.writers: dict[str, Any] = {}
         self.cache: dict[bytes, Any] = {}
@@ -547,10 +512,19 @@ class _ParquetBatches:
             "responses": pa.array([i.responses for i in present], pa.list_(pa.string())),
             "models": pa.array([i.models for i in present], pa.list_(pa.string())),
         }
+        # The group's columns: a few distinct keys, made once each and taken per row.
+        encoded = table.column("group").combine_chunks().dictionary_encode()
+        values = [self.groups.values(key.encode()) for key in encoded.dictionary.to_pylist()]
+        per_group = {
+            name: pa.array([v[n] for v in values], pa.string()).take(encoded.indices)
+            for n, name in enumerate(_GROUP_OUTPUT)
+        }
         arrays = []
         for f in self.schema:
             if f.name in per_item:
                 arrays.append(per_item[f.name].take(which))
+            elif f.name in per_group:
+                arrays.append(per_group[f.name])
             elif f.name == "created_at":
                 arrays.append(pc.cast(table.column("created_us"), f.type))
             else:
@@ -607,7 +581,7 @@ def raw_parquet_copy(
     """Write the split Parquet files of a raw export with COPY; the file names."""
     plan = _plan(project, options, stats)
     on_total(plan.total)
-    writer = _ParquetBatches(folder, columns, options)
+    writer = _ParquetBatches(folder, columns, options, plan.groups)
     # One batch in the worker while the next one streams in: memory holds at most two batches.
     todo: queue.Queue = queue.Queue(maxsize=1)
     done: queue.Queue = queue.Queue()

@@ -363,12 +363,15 @@ def _label_rows(
 ) -> tuple[int, Iterator[tuple[str, dict]]]:
     qs = _label_queryset(project, options)
     total = qs.count()
+    # The verdict comes as its JSON text and orjson decodes it: Django's JSONField converter
+    # (the json module) cost more than the rest of a label row.
     rows = (
         qs.order_by("pk")
+        .annotate(value_text=Cast("value", TextField()))
         .values_list(
             "item_id",
             "aspect",
-            "value",
+            "value_text",
             "source",
             "method",
             "num_humans",
@@ -396,6 +399,7 @@ def _label_rows(
                 task_type,
             ) in chunk:
                 item = cache[item_id]
+                value = orjson.loads(value)
                 provenance = {
                     "label_source": source,
                     "label_method": method,
@@ -725,14 +729,21 @@ class _ParquetSink:
         rows = self.buffers[split]
         if not rows:
             return
-        arrays = []
-        for f in self.schema:
-            column = [row[f.name] for row in rows]
-            if pa.types.is_timestamp(f.type):
-                # Timestamps arrive as ISO text (see IsoTimestamp): Arrow parses them in C.
-                arrays.append(pa.array(column, pa.string()).cast(f.type))
-            else:
-                arrays.append(pa.array(column, f.type))
+        # The row dicts become one struct array in C (twice as fast as a Python list per
+        # column). Timestamps arrive as ISO text (see IsoTimestamp): Arrow parses them in C.
+        as_read = pa.struct(
+            [
+                pa.field(f.name, pa.string()) if pa.types.is_timestamp(f.type) else f
+                for f in self.schema
+            ]
+        )
+        read = pa.Table.from_struct_array(pa.array(rows, type=as_read))
+        arrays = [
+            read.column(f.name).cast(f.type)
+            if pa.types.is_timestamp(f.type)
+            else read.column(f.name)
+            for f in self.schema
+        ]
         table = pa.Table.from_arrays(arrays, schema=self.schema)
         writer = self.writers.get(split)
         if writer is None:
