@@ -175,6 +175,8 @@ def start_gunicorn(*, url: str, port: int, workers: int, threads: int) -> subpro
         "--keep-alive=30",
         "--backlog=2048",
         "--log-level=warning",
+        # As in production (config/gunicorn.py): the app is imported once, before the fork.
+        "--preload",
     ]
     server = subprocess.Popen(command, cwd=REPO, env=env)
     deadline = time.time() + 60
@@ -413,6 +415,9 @@ def main() -> None:
     server = start_gunicorn(url=url, port=args.port, workers=args.workers, threads=args.threads)
     results = []
     try:
+        # Warm up every worker (first requests import views, load the URLconf, open a database
+        # connection and prepare its statements): not what a server that has been up a while does.
+        run(tokens=tokens, n=min(len(tokens), 4 * args.workers), port=args.port, seconds=3, pause=0)
         plan = [(f"saturation N={c}", c, 0.0, args.seconds) for c in counts]
         if args.realistic:
             plan.append(

@@ -7,9 +7,11 @@ out, as on the screen, so an annotator (or a tool acting for one) judges blind.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.http import Http404
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -43,22 +45,51 @@ class AssignmentOutput(serializers.Serializer):
 
 
 def _assignment_json(project: Project, assignment: Assignment) -> dict[str, Any]:
+    """What AssignmentOutput describes, built directly: this answers every "next", and running
+    the serializer cost more CPU than the rest of the view (it stays as the schema)."""
     item = assignment.item
-    return AssignmentOutput(
-        {
-            "id": assignment.pk,
-            "status": assignment.status,
-            "expires_at": assignment.expires_at,
-            "task_type": project.task_type,
-            "aspects": project.aspects,
-            "external_id": item.external_id,
-            "prompt": item.prompt,
-            "responses": [
-                {"label": LETTERS[p], "text": item.responses[c].get("text", "")}
-                for p, c in enumerate(assignment.presentation_order)
-            ],
-        }
-    ).data
+    return {
+        "id": assignment.pk,
+        "status": assignment.status,
+        "expires_at": _datetime_json(assignment.expires_at),
+        "task_type": project.task_type,
+        "aspects": project.aspects,
+        "external_id": item.external_id,
+        "prompt": item.prompt,
+        "responses": [
+            {"label": LETTERS[p], "text": item.responses[c].get("text", "")}
+            for p, c in enumerate(assignment.presentation_order)
+        ],
+    }
+
+
+def _datetime_json(value: datetime) -> str:
+    # As DRF's DateTimeField writes it: ISO 8601 in the current time zone, UTC as "Z".
+    text = timezone.localtime(value).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _submit_input(data: Any) -> tuple[Any, str, str]:
+    """AssignmentSubmitApi.InputSerializer's checks, by hand for the same reason as above: a
+    400 with the serializer's error shape for a missing `verdicts` or a non-string field. The
+    verdicts themselves and the confidence choice are checked by the service (also a 400)."""
+    if not isinstance(data, dict):
+        raise serializers.ValidationError({"non_field_errors": ["Invalid data."]})
+    errors = {}
+    if "verdicts" not in data:
+        errors["verdicts"] = ["This field is required."]
+    elif not isinstance(data["verdicts"], dict):
+        kind = type(data["verdicts"]).__name__
+        errors["verdicts"] = [f'Expected a dictionary of items but got type "{kind}".']
+    texts = {}
+    for name in ("rationale", "confidence"):
+        value = data.get(name, "")
+        if not isinstance(value, str):
+            errors[name] = ["Not a valid string."]
+        texts[name] = value
+    if errors:
+        raise serializers.ValidationError(errors)
+    return data["verdicts"], texts["rationale"], texts["confidence"]
 
 
 def _get_assignment_for_user(project: Project, user: Any, assignment_id: int) -> Assignment:
@@ -116,25 +147,23 @@ class AssignmentSubmitApi(APIView):
     def post(self, request: Request, slug: str, assignment_id: int) -> Response:
         project, _ = project_for(request.user, slug, need=ANNOTATE)
         assignment = _get_assignment_for_user(project, request.user, assignment_id)
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        verdicts, rationale, confidence = _submit_input(request.data)
         try:
             judgments = judgment_submit(
                 assignment=assignment,
                 annotator=request.user,
-                verdicts=data.validated_data["verdicts"],
-                rationale=data.validated_data["rationale"],
-                confidence_label=data.validated_data["confidence"],
+                verdicts=verdicts,
+                rationale=rationale,
+                confidence_label=confidence,
             )
         except QueueError as exc:
             return _refusal(exc)
+        # OutputSerializer's shape, built directly (see _assignment_json).
         return Response(
-            self.OutputSerializer(
-                {
-                    "assignment": assignment.pk,
-                    "judgments": [{"aspect": j.aspect, "value": j.value} for j in judgments],
-                }
-            ).data
+            {
+                "assignment": assignment.pk,
+                "judgments": [{"aspect": j.aspect, "value": j.value} for j in judgments],
+            }
         )
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from django.urls import reverse
+from rest_framework import serializers
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -61,6 +62,14 @@ def test_next_serves_blind_responses_in_presentation_order(queue: Any, member: A
     assert all("model" not in r for r in body["responses"])
 
 
+def test_next_writes_the_expiry_as_the_schema_says(queue: Any, member: Any) -> None:
+    body = api(member).post(next_url(queue)).json()
+    a = Assignment.objects.get(pk=body["id"])
+    assert body["expires_at"] == serializers.DateTimeField().to_representation(a.expires_at)
+    assert body["status"] == "active" and body["task_type"] == "pairwise"
+    assert body["aspects"] == ["overall"] and body["external_id"] == a.item.external_id
+
+
 def test_next_answers_204_when_nothing_is_left(queue: Any, member: Any) -> None:
     queue.items.update(route=Item.Route.AI)
     assert api(member).post(next_url(queue)).status_code == 204
@@ -87,9 +96,13 @@ def test_submit_maps_to_canonical_order_and_is_idempotent(queue: Any, member: An
         {"verdicts": {}},
         {"verdicts": {"overall": {"strength": 1}}, "confidence": "very"},
         {},
+        {"verdicts": [{"strength": 1}]},
+        {"verdicts": {"overall": {"strength": 1}}, "rationale": ["not", "text"]},
+        {"verdicts": {"overall": {"strength": 1}}, "confidence": None},
+        [{"verdicts": {"overall": {"strength": 1}}}],
     ],
 )
-def test_bad_input_is_a_400_and_changes_nothing(queue: Any, member: Any, payload: dict) -> None:
+def test_bad_input_is_a_400_and_changes_nothing(queue: Any, member: Any, payload: Any) -> None:
     client = api(member)
     pk = client.post(next_url(queue)).json()["id"]
     response = client.post(submit_url(queue, pk), payload, format="json")
