@@ -221,29 +221,42 @@ def _read_jsonl(stream: IO[bytes]) -> Iterator[Row]:
     # the lines around it are still read (a text wrapper fails on its whole read-ahead buffer).
     for line_no, raw in enumerate(stream, start=1):
         try:
-            line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
-        except UnicodeDecodeError as exc:
-            yield Row(line_no, None, RecordError("encoding", f"not UTF-8 ({exc.reason})"))
+            # The common case, straight from the bytes: orjson checks the UTF-8 itself, and a
+            # line it refuses (a BOM, bad UTF-8, NaN, broken JSON, a blank line) takes the
+            # slower path below, which says why.
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            row = _slow_jsonl_row(line_no, raw)
+            if row is not None:
+                yield row
             continue
-        if not line.strip():
-            continue
-        try:
-            data = _loads(line)
-        except json.JSONDecodeError as exc:
-            yield Row(
-                line_no,
-                None,
-                RecordError("json", f"not valid JSON ({exc.msg} at column {exc.colno})"),
-            )
-            continue
-        if not isinstance(data, dict):
-            yield Row(
-                line_no,
-                None,
-                RecordError("json", f"expected an object, got {type(data).__name__}"),
-            )
-            continue
-        yield Row(line_no, data)
+        yield _object_row(line_no, data)
+
+
+def _slow_jsonl_row(line_no: int, raw: bytes) -> Row | None:
+    try:
+        line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        return Row(line_no, None, RecordError("encoding", f"not UTF-8 ({exc.reason})"))
+    if not line.strip():
+        return None
+    try:
+        data = _loads(line)
+    except json.JSONDecodeError as exc:
+        return Row(
+            line_no,
+            None,
+            RecordError("json", f"not valid JSON ({exc.msg} at column {exc.colno})"),
+        )
+    return _object_row(line_no, data)
+
+
+def _object_row(line_no: int, data: Any) -> Row:
+    if not isinstance(data, dict):
+        return Row(
+            line_no, None, RecordError("json", f"expected an object, got {type(data).__name__}")
+        )
+    return Row(line_no, data)
 
 
 def _read_json_array(stream: IO[bytes], path: str) -> Iterator[Row]:

@@ -444,6 +444,7 @@ _INT4 = struct.Struct(">i")
 _NULL = _INT4.pack(-1)
 _BOOL = {True: _INT4.pack(1) + b"\x01", False: _INT4.pack(1) + b"\x00"}
 _JSONB_VERSION = b"\x01"
+_HASH_LENGTH = _INT4.pack(64)
 # Every row starts with its number of columns: all of Item's but the id.
 _ITEM_COLUMNS = sum(1 for f in Item._meta.concrete_fields if not f.primary_key)
 _FIELD_COUNT = struct.pack(">h", _ITEM_COLUMNS)
@@ -481,7 +482,8 @@ def _encode_copy_row(c: records.CanonicalItem, *, constants: bytes) -> bytes:
         [
             _FIELD_COUNT,
             _text_value("id", c.external_id),
-            _text_value("content_hash", c.content_hash),
+            _HASH_LENGTH,
+            c.content_hash.encode(),  # 64 hexadecimal digits
             _jsonb_value("prompt", c.prompt),
             _jsonb_value("responses", c.responses),
             _jsonb_value("metadata", c.metadata),

@@ -83,6 +83,15 @@ def test_a_jsonl_file_may_start_with_a_byte_order_mark(tmp_path: Path) -> None:
     assert rows_of(path)[0].data["id"] == "item-0"
 
 
+def test_a_jsonl_file_keeps_line_numbers_across_blank_lines_and_reads_bare_nan(
+    tmp_path: Path,
+) -> None:
+    text = '{"id": "a"}\n\n   \n{"id": "b", "score": NaN}\n{"id": "c"}\n'
+    rows = rows_of(write(tmp_path / "items.jsonl", text))
+    assert [(r.line, r.data["id"]) for r in rows] == [(1, "a"), (4, "b"), (5, "c")]
+    assert math.isnan(rows[1].data["score"])
+
+
 # --- JSON array ---------------------------------------------------------------------------------
 
 
