@@ -134,7 +134,7 @@ _SEPARATORS = [chr(c) for c in range(0x1F, 0x00, -1)]
 
 # Parquet: typed columns for Arrow's CSV reader; `_CSV_COLUMNS` names them in this order.
 _COLUMNS_SQL = """
-SELECT {item_field}, j.id, {group_key}, j.value::text, {probabilities}, j.confidence, {signals},
+SELECT j.item_id, j.id, {group_key}, j.value::text, {probabilities}, j.confidence, {signals},
     j.rationale, j.confidence_label, j.time_spent_ms,
     (extract(epoch FROM j.created_at) * 1000000)::int8
 FROM {judgment} j
@@ -142,9 +142,16 @@ WHERE j.id >= {low} AND j.id < {high}{where}
 ORDER BY j.id
 """
 _CSV_COLUMNS = [
-    "item", "id", "group", "value", "probabilities", "confidence", "signals", "rationale",
+    "item_pk", "id", "group", "value", "probabilities", "confidence", "signals", "rationale",
     "confidence_label", "time_spent_ms", "created_us",
 ]  # fmt: skip
+# Parquet: the project's items among a batch's rows (the ids come from the batch's CSV, so the
+# lookups are by primary key; another project's items are left out and so are their rows).
+_ITEMS_SQL = """
+SELECT i.id, json_build_array(i.external_id, i.prompt, i.responses)::text
+FROM {item_table} i
+WHERE i.project_id = {project} AND i.id = ANY('{ids}'::bigint[])
+"""
 # The group's columns, as `_GroupParts.values` gives them (Parquet takes them per row).
 _GROUP_OUTPUT = ("aspect", "kind", "source", "annotator", "judge", "prompt_version", "task_type")
 
@@ -212,6 +219,8 @@ def _plan(project: Project, options: exports.ExportOptions, stats: exports._Stat
         "item_field": _ITEM_SQL.format(
             item=connection.ops.quote_name(Item._meta.db_table), project=int(project.pk)
         ),
+        "item_table": connection.ops.quote_name(Item._meta.db_table),
+        "project": str(int(project.pk)),
         "sep": lit(sep),
         "group_key": _GROUP_KEY_SQL.format(sep=lit(sep)),
     }
@@ -307,7 +316,7 @@ def _copy_rows(cursor: Any, copy_sql: str) -> Iterator[memoryview]:
                 return
 
 
-def _parse_item(text: bytes, options: exports.ExportOptions) -> exports._ItemText | None:
+def _parse_item(text: bytes | str, options: exports.ExportOptions) -> exports._ItemText | None:
     """The `_ItemText` of an item field's JSON, or None for another project's item (empty)."""
     if not text:
         return None
@@ -452,10 +461,9 @@ class _ParquetBatches:
         self.groups = groups
         self.schema = pa.schema(columns)
         self.writers: dict[str, Any] = {}
-        self.cache: dict[bytes, Any] = {}
         types = {f.name: f.type for f in self.schema}
         column_types = {name: types.get(name, pa.string()) for name in _CSV_COLUMNS}
-        column_types.update(created_us=pa.int64())
+        column_types.update(item_pk=pa.int64(), created_us=pa.int64())
         self.read_options = pacsv.ReadOptions(column_names=_CSV_COLUMNS, block_size=1 << 22)
         # Rationales and JSON may hold newlines: quoted fields may span lines.
         self.parse_options = pacsv.ParseOptions(newlines_in_values=True)
@@ -467,43 +475,47 @@ class _ParquetBatches:
             null_values=[""],
             check_utf8=False,
         )
+        self.item_options = (
+            pacsv.ReadOptions(column_names=["pk", "item"], block_size=1 << 22),
+            pacsv.ConvertOptions(column_types={"pk": pa.int64(), "item": pa.string()}),
+        )
 
-    def write(self, data: bytes) -> Counter:
-        """Parse, complete with the item columns and write one batch; rows per split."""
+    def parse(self, data: bytes) -> Any:
+        """A batch's CSV as an Arrow table (parsed in C++, without the GIL)."""
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        return pacsv.read_csv(
+            pa.py_buffer(data),
+            read_options=self.read_options,
+            parse_options=self.parse_options,
+            convert_options=self.convert_options,
+        )
+
+    def write(self, table: Any, item_csv: bytes) -> Counter:
+        """Complete a batch with its items' columns and write it; rows per split."""
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.csv as pacsv
 
         counts: Counter = Counter()
-        if not data:
+        if not table.num_rows or not item_csv:
             return counts
-        table = pacsv.read_csv(
-            pa.py_buffer(data),
-            read_options=self.read_options,
+        read, convert = self.item_options
+        found = pacsv.read_csv(
+            pa.py_buffer(item_csv),
+            read_options=read,
             parse_options=self.parse_options,
-            convert_options=self.convert_options,
+            convert_options=convert,
         )
-        # Rows that carry their item (the first row, and each row whose item changed).
-        carries = table.column("item").is_valid().to_numpy(zero_copy_only=False)
-        items = []
-        for field in table.column("item").take(pa.array(np.flatnonzero(carries))).to_pylist():
-            pk, _, text = field.partition(" ")
-            item = self.cache.get(pk, False)
-            if item is False:
-                if len(self.cache) >= ITEM_CACHE:
-                    self.cache.clear()
-                item = self.cache[pk] = _parse_item(text.encode(), self.options)
-            items.append(item)
-        # Each row's item: the last carried item at or before it.
-        which = pa.array(np.cumsum(carries) - 1)
-        present = [item for item in items if item is not None]
-        if len(present) < len(items):  # rows of another project's items: drop them
-            foreign = np.array([item is None for item in items])
-            keep = ~foreign[which.to_numpy()]
-            table, which = table.filter(pa.array(keep)), which.filter(pa.array(keep))
-            renumber = np.cumsum(~foreign) - 1
-            which = pa.array(renumber[which.to_numpy()])
+        present = [_parse_item(text, self.options) for text in found.column("item").to_pylist()]
+        # Each row's item; none for another project's item (its rows are left out).
+        which = pc.index_in(table.column("item_pk"), value_set=found.column("pk"))
+        if which.null_count:
+            keep = which.is_valid()
+            table, which = table.filter(keep), which.filter(keep)
+        which = which.combine_chunks()
         if table.num_rows == 0:
             return counts
         per_item = {
@@ -579,6 +591,8 @@ def raw_parquet_copy(
     on_progress: Callable[[int, int], None],
 ) -> list[str]:
     """Write the split Parquet files of a raw export with COPY; the file names."""
+    import pyarrow.compute as pc
+
     plan = _plan(project, options, stats)
     on_total(plan.total)
     writer = _ParquetBatches(folder, columns, options, plan.groups)
@@ -587,9 +601,9 @@ def raw_parquet_copy(
     done: queue.Queue = queue.Queue()
 
     def work() -> None:
-        while (data := todo.get()) is not None:
+        while (batch := todo.get()) is not None:
             try:
-                done.put(writer.write(data))
+                done.put(writer.write(*batch))
             except BaseException as exc:  # handed to the main thread, which raises it
                 done.put(exc)
                 return
@@ -615,10 +629,15 @@ def raw_parquet_copy(
         with connection.cursor() as cursor, _NoJit(cursor):
             for start, end in _batches(plan, min(COPY_BATCH, PARQUET_BATCH)):
                 query = _COLUMNS_SQL.format(low=int(start), high=int(end), **plan.sql)
-                data = _copy_bytes(cursor, f"COPY ({query}) TO STDOUT (FORMAT csv)")
+                table = writer.parse(_copy_bytes(cursor, f"COPY ({query}) TO STDOUT (FORMAT csv)"))
+                item_csv = b""
+                if table.num_rows:
+                    ids = ",".join(map(str, pc.unique(table.column("item_pk")).to_pylist()))
+                    query = _ITEMS_SQL.format(ids=f"{{{ids}}}", **plan.sql)
+                    item_csv = _copy_bytes(cursor, f"COPY ({query}) TO STDOUT (FORMAT csv)")
                 if in_flight:
                     collect()
-                todo.put(data)
+                todo.put((table, item_csv))
                 in_flight += 1
             while in_flight:
                 collect()

@@ -643,7 +643,7 @@ def test_copy_fast_path_writes_the_hf_folder_too(
 def test_a_failing_parquet_batch_fails_the_export(
     tricky: Any, on_postgres: None, monkeypatch: Any
 ) -> None:
-    def broken(self: Any, data: bytes) -> None:
+    def broken(self: Any, *batch: Any) -> None:
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(export_copy._ParquetBatches, "write", broken)
