@@ -60,10 +60,8 @@ COPY_BATCH = 100_000  # judgment ids per COPY statement; progress is recorded be
 # Parquet holds a batch as CSV, then as Arrow columns with the item text repeated on each row
 # (~1.5 KB a row in all), twice over while the next batch streams in: smaller batches.
 PARQUET_BATCH = 20_000
-ITEM_CACHE = 4_000  # parsed items kept (by id) for items whose judgments interleave nearby
 
 _BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8  # signature, flags 0, no extension
-_NULL_FIELD = b"\xff\xff\xff\xff"  # a NULL field's length in binary COPY
 
 
 def raw_copy_fast_path(shape: str, file_format: str) -> bool:
@@ -72,14 +70,6 @@ def raw_copy_fast_path(shape: str, file_format: str) -> bool:
 
 
 # --- SQL ----------------------------------------------------------------------------------------
-
-# The item of a row whose item differs from the previous row's: "<item id> <JSON array>", the
-# array empty when the item is another project's. Otherwise NULL. The subquery is an index
-# lookup, run only for those rows.
-_ITEM_SQL = """CASE WHEN j.item_id IS DISTINCT FROM lag(j.item_id) OVER (ORDER BY j.id) THEN
-    concat(j.item_id, ' ', (SELECT json_build_array(i.external_id, i.prompt, i.responses)::text
-                             FROM {item} i WHERE i.id = j.item_id AND i.project_id = {project}))
-    END"""
 
 # Stored JSON passed through as text; NULL, JSON null and {} become null, as in `_raw_rows`.
 _JSON_OR_NULL = "CASE WHEN {c} IS NULL OR {c} = 'null'::jsonb OR {c} = '{{}}'::jsonb THEN NULL ELSE {c}::text END"
@@ -91,7 +81,7 @@ _JSON_OR_NULL = "CASE WHEN {c} IS NULL OR {c} = 'null'::jsonb OR {c} = '{{}}'::j
 # makes them), the rest and the item's prompt/responses/models. The group's columns are few
 # distinct values: escaping them per row in SQL cost more than all of Python's splicing.
 _LINE_SQL = """
-SELECT concat('{{"id":', j.id, {sep},
+SELECT concat(j.item_id, {sep}, '{{"id":', j.id, {sep},
     ',"value":', coalesce(j.value::text, 'null'),
     ',"probabilities":', coalesce({probabilities}, 'null'),
     ',"confidence":', CASE
@@ -106,8 +96,7 @@ SELECT concat('{{"id":', j.id, {sep},
     ',"time_spent_ms":', coalesce(j.time_spent_ms::text, 'null'),
     ',"created_at":"',
     to_char(j.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '"', {sep},
-    {group_key}),
-    {item_field}
+    {group_key})
 FROM {judgment} j
 WHERE j.id >= {low} AND j.id < {high}{where}
 ORDER BY j.id
@@ -151,6 +140,14 @@ _ITEMS_SQL = """
 SELECT i.id, json_build_array(i.external_id, i.prompt, i.responses)::text
 FROM {item_table} i
 WHERE i.project_id = {project} AND i.id = ANY('{ids}'::bigint[])
+"""
+# JSONL: the project's items among a batch's judgments, "<id> <[external_id, prompt, responses]>",
+# fetched by primary key (the ARRAY is computed once, so the lookups use the index).
+_BATCH_ITEMS_SQL = """
+SELECT concat(i.id, ' ', json_build_array(i.external_id, i.prompt, i.responses)::text)
+FROM {item_table} i
+WHERE i.project_id = {project} AND i.id = ANY(ARRAY(
+    SELECT DISTINCT j.item_id FROM {judgment} j WHERE j.id >= {low} AND j.id < {high}{where}))
 """
 # The group's columns, as `_GroupParts.values` gives them (Parquet takes them per row).
 _GROUP_OUTPUT = ("aspect", "kind", "source", "annotator", "judge", "prompt_version", "task_type")
@@ -216,9 +213,6 @@ def _plan(project: Project, options: exports.ExportOptions, stats: exports._Stat
         "where": where,
         "probabilities": _JSON_OR_NULL.format(c="j.probabilities"),
         "signals": _JSON_OR_NULL.format(c="j.signals"),
-        "item_field": _ITEM_SQL.format(
-            item=connection.ops.quote_name(Item._meta.db_table), project=int(project.pk)
-        ),
         "item_table": connection.ops.quote_name(Item._meta.db_table),
         "project": str(int(project.pk)),
         "sep": lit(sep),
@@ -327,25 +321,11 @@ def _parse_item(text: bytes | str, options: exports.ExportOptions) -> exports._I
 # --- JSONL --------------------------------------------------------------------------------------
 
 
-def _copy_lines(
-    cursor: Any,
-    copy_sql: str,
-    groups: _GroupParts,
-    options: exports.ExportOptions,
-    cache: dict[bytes, Any],
-    sink: dict[str, Any],
-) -> Counter:
-    """Run a binary COPY of the line parts and write whole lines to the split's file.
+def _binary_fields(cursor: Any, copy_sql: str) -> Iterator[bytes]:
+    """The one field of each row of a binary COPY.
 
-    Framing: a 19-byte header, then per row int16 field count (2), int32 length and the bytes
-    of each field (length -1: NULL), and an int16 -1 trailer; libpq hands over one row per block.
-    """
-    counts: Counter = Counter()
-    pending: dict[str, list[bytes]] = {}
-    dumps = orjson.dumps
-    sep = groups.sep
-    parts = groups.parts
-    current: tuple[str, bytes, bytes] | None = None
+    Framing: a 19-byte header, then per row an int16 field count (1), an int32 length and the
+    bytes, and an int16 -1 trailer; libpq hands over one row per block."""
     first = True
     for block in _copy_rows(cursor, copy_sql):
         if first:
@@ -357,36 +337,47 @@ def _copy_lines(
                 continue
         if len(block) == 2:  # the trailer (a row is never this short)
             continue
-        if block[-4:] == _NULL_FIELD:  # the same item as the row before
-            line = bytes(block[6:-4])
-        else:
-            size = int.from_bytes(block[2:6], "big")
-            line = bytes(block[6 : 6 + size])
-            pk, _, text = bytes(block[10 + size :]).partition(b" ")
-            current = cache.get(pk, False)
-            if current is False:
-                if len(cache) >= ITEM_CACHE:
-                    cache.clear()
-                item = _parse_item(text, options)
-                current = cache[pk] = (
-                    None
-                    if item is None
-                    else (
-                        item.split,
-                        b',"item_id":' + dumps(item.external_id),
-                        b',"prompt":'
-                        + dumps(item.text)
-                        + b',"responses":'
-                        + dumps(item.responses)
-                        + b',"models":'
-                        + dumps(item.models)
-                        + b"}\n",
-                    )
-                )
-        if current is None:  # a judgment of another project within the id range
+        yield bytes(block[6:])
+
+
+def _item_parts(
+    cursor: Any, copy_sql: str, options: exports.ExportOptions
+) -> dict[bytes, tuple[str, bytes, bytes]]:
+    """Per item id: its split, ``,"item_id":…`` and ``,"prompt":…,"responses":…,"models":…}\\n``,
+    serialised by orjson from `exports._item_values` (the Python path's item text)."""
+    dumps = orjson.dumps
+    parts = {}
+    for field in _binary_fields(cursor, copy_sql):
+        pk, _, text = field.partition(b" ")
+        item = _parse_item(text, options)
+        if item is not None:
+            parts[pk] = (
+                item.split,
+                b',"item_id":' + dumps(item.external_id),
+                b',"prompt":' + dumps(item.text) + b',"responses":' + dumps(item.responses)
+                + b',"models":' + dumps(item.models) + b"}\n",
+            )  # fmt: skip
+    return parts
+
+
+def _copy_lines(
+    cursor: Any,
+    copy_sql: str,
+    groups: _GroupParts,
+    items: dict[bytes, tuple[str, bytes, bytes]],
+    sink: dict[str, Any],
+) -> Counter:
+    """Run a binary COPY of the line parts and write whole lines to the split's file."""
+    counts: Counter = Counter()
+    pending: dict[str, list[bytes]] = {}
+    sep = groups.sep
+    parts = groups.parts
+    for line in _binary_fields(cursor, copy_sql):
+        item_id, head, rest, key = line.split(sep, 3)  # the key last: it may hold the separator
+        item = items.get(item_id)
+        if item is None:  # a judgment of another project within the id range
             continue
-        split, item_head, item_tail = current
-        head, rest, key = line.split(sep, 2)  # the key last: it may hold the separator
+        split, item_head, item_tail = item
         group = parts.get(key) or groups.part(key)
         lines = pending.get(split)
         if lines is None:
@@ -416,19 +407,16 @@ def raw_jsonl_copy(
     on_total(plan.total)
     splits = ["train", "test"] if options.test_fraction > 0 else ["train"]
     sink = {s: open(folder / f"{s}.jsonl", "wb") for s in splits}  # noqa: SIM115 — closed below
-    cache: dict[bytes, Any] = {}
     written = 0
     try:
         with connection.cursor() as cursor, _NoJit(cursor):
             for start, end in _batches(plan, COPY_BATCH):
-                query = _LINE_SQL.format(low=int(start), high=int(end), **plan.sql)
+                span = {"low": int(start), "high": int(end), **plan.sql}
+                query = _BATCH_ITEMS_SQL.format(**span)
+                items = _item_parts(cursor, f"COPY ({query}) TO STDOUT (FORMAT binary)", options)
+                query = _LINE_SQL.format(**span)
                 counts = _copy_lines(
-                    cursor,
-                    f"COPY ({query}) TO STDOUT (FORMAT binary)",
-                    plan.groups,
-                    options,
-                    cache,
-                    sink,
+                    cursor, f"COPY ({query}) TO STDOUT (FORMAT binary)", plan.groups, items, sink
                 )
                 stats.rows.update(counts)
                 batch = sum(counts.values())

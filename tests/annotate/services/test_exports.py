@@ -565,8 +565,8 @@ def test_copy_fast_path_spans_several_batches(
 def test_copy_fast_path_items_whose_judgments_interleave(
     tricky: Any, on_postgres: None, monkeypatch: Any, fmt: str
 ) -> None:
-    # A judge run over every item, then another: each row's item differs from the row before,
-    # and an item comes back after others (the item cache is kept tiny to be emptied too).
+    # A judge run over every item, then another: each row's item differs from the row before
+    # and every item comes back after the others (in one batch and across batches).
     judge = Judge.objects.create(name="round-robin", backend="imported")
     items = list(tricky.items.order_by("pk"))
     for version in ("v1", "v2"):
@@ -581,7 +581,6 @@ def test_copy_fast_path_items_whose_judgments_interleave(
                 value={"strength": 1},
                 confidence=0.5,
             )
-    monkeypatch.setattr(export_copy, "ITEM_CACHE", 2)
     fast, slow = both_paths(tricky, monkeypatch, fmt)
     rows = assert_same_files(fast, slow)
     assert len(rows) == Judgment.objects.filter(item__project=tricky).count()
