@@ -20,7 +20,12 @@ Reproduce (from the repository root; PostgreSQL on 127.0.0.1:5432, user postgres
     .venv/bin/python bench/export.py --write-results
 
 `--judgments N` scales the data set; `--baseline-rows N` caps the baselines (they hold every row
-in memory; the default runs them on all rows).
+in memory; the default runs them on all rows). While iterating: `--keep` leaves the scratch
+database, `--reuse` runs on it without seeding, `--runs raw:jsonl,raw:parquet` picks runs.
+
+Every row of the table gives wall time, the CPU seconds of the export process and of its
+PostgreSQL backend (the COPY path moves work there), rows per CPU-second of both, and the load
+average at start and end: on a shared machine, compare CPU figures, not wall time.
 """
 
 from __future__ import annotations

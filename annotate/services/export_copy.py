@@ -8,26 +8,31 @@ Python handles bytes in blocks and the item text once per item.
 When: PostgreSQL and shape ``raw`` (`raw_copy_fast_path`), any filter and test split.
 
 - JSONL: ``COPY (SELECT …) TO STDOUT (FORMAT binary)``; each row is the judgment's part of the
-  line, made by SQL (`_LINE_SQL`). Python splices in the item's part (external id, prompt,
-  responses, models, made once per item by orjson from `exports._item_values`, the Python path's
-  own code) and writes blocks of lines.
+  line made by SQL (`_LINE_SQL`), its item id and its group key. Python writes the line from
+  five pieces: the item's parts (external id; prompt, responses, models) made once per item by
+  orjson from `exports._item_values`, the Python path's own code, and the group's columns.
 - Parquet (and the Parquet files behind an HF folder): ``COPY (SELECT …) TO STDOUT (FORMAT
-  csv)`` of typed columns (`_COLUMNS_SQL`), parsed by pyarrow's CSV reader in C++; the item
-  columns are Arrow ``take``s of one array per batch, and the Parquet writer writes row groups.
-  A worker thread does the Arrow work of one batch (it releases the GIL) while the main thread
-  receives the next batch's COPY: the two overlap with the database building it.
+  csv)`` of typed columns (`_COLUMNS_SQL`), parsed by pyarrow's CSV reader in C++; the item and
+  group columns are Arrow ``take``s of one small array per batch, and the Parquet writer writes
+  row groups. A worker thread does the Arrow work of one batch (it releases the GIL) while the
+  main thread receives the next batch: the two overlap with the database building it.
 
-Items come inside the stream: a row whose item differs from the previous row's carries the
-item's ``[external_id, prompt, responses]`` as JSON (a `lag` window and an index lookup), so
-there is no separate item query per batch and no serial pause between batches. Rows of another
-project's items (ids interleave) carry an empty item and are dropped. Judgments that interleave
-items (e.g. a judge run over every item, then humans) make the database send an item with each
-row: still correct, and Python parses each item once per batch (a cache keyed by item id).
+Items: per batch of judgment ids, a first COPY fetches the project's items among the batch's
+judgments by primary key (``[external_id, prompt, responses]`` as JSON); rows of another
+project's items (ids interleave) find no item and are left out. An item whose judgments span
+batches is fetched once per batch.
 
-Card counts, the total, the id range and the annotators to pseudonymise come from one GROUP BY
-before the COPYs (the Python path counts in its loop instead). Pseudonyms are made in Python
-by `exports.pseudonym` (the salt never reaches SQL) for the few distinct annotators and passed
-in as a jsonb map. Progress is recorded after each batch of COPY_BATCH judgment ids.
+Groups: aspect, kind, source, annotator, judge, prompt_version and task_type take few distinct
+values. The database sends their group key (the columns joined by a control character that no
+value holds, so that the key splits back) instead of escaping them per row, and Python makes
+each group's columns once, as `_raw_rows` does: pseudonyms by `exports.pseudonym` (the salt never
+reaches SQL), an imported human's source as "imported". Card counts, the total and the id range
+come from one GROUP BY over those columns before the COPYs (the Python path counts in its loop
+instead); a group that appears after it is made from its key. Progress is recorded after each
+batch.
+
+Rows are read from libpq directly while it holds some (`_copy_rows`): psycopg's per-row read
+costs as much as the rest of the Parquet path's per-row work.
 
 Equivalence with the Python path (tests/annotate/services/test_exports.py checks it on
 PostgreSQL with quotes, backslashes, newlines, tabs, control characters and non-ASCII): the same
