@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import orjson
 from django.conf import settings
-from django.db import connection, reset_queries, transaction
+from django.db import IntegrityError, connection, reset_queries, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 from psycopg.adapt import PyFormat, Transformer
@@ -103,6 +103,20 @@ def _recorded(batch: ImportBatch, result: ImportResult, rejects: _Rejects | None
     except records.FileFormatError as exc:
         _close_batch(batch, result, ImportBatch.Status.FAILED, str(exc))
         raise ImportRefused(str(exc)) from None
+    except IntegrityError:
+        # Each chunk skips the ids already in the database, but rows of another import still
+        # running are invisible to that check: when the two write the same ids, the second to
+        # commit fails on the unique (project, external id) constraint.
+        message = (
+            "nothing imported: another import added some of these items at the same time; "
+            "import the file again to add the others"
+        )
+        _close_batch(batch, result, ImportBatch.Status.FAILED, message)
+        raise ImportRefused(f"{result.filename}: {message}") from None
+    except Exception as exc:
+        # Whatever else went wrong, the batch must not stay "running" (the upload page polls it).
+        _close_batch(batch, result, ImportBatch.Status.FAILED, f"nothing imported: {exc}")
+        raise
     finally:
         if rejects:
             rejects.close()
@@ -388,7 +402,8 @@ class _ItemWriter:
                 )
                 if self._foreign_keys:
                     cursor.execute(f"SET CONSTRAINTS {self._foreign_keys} IMMEDIATE")
-            with cursor.cursor.copy(self._copy_sql) as copy:
+            # psycopg's own cursor, so its errors are turned into Django's here.
+            with connection.wrap_database_errors, cursor.cursor.copy(self._copy_sql) as copy:
                 copy.write(b"".join([_COPY_HEADER, *(row for _, _, row in new), _COPY_TRAILER]))
         if any(c.label is not None for _, c, _ in new):
             # COPY returns no ids; the labels need them.

@@ -311,9 +311,34 @@ def test_an_error_while_writing_stops_the_reading_thread(
 
     monkeypatch.setattr(imports._ItemWriter, "write", fail)
     path = write_jsonl(tmp_path / "items.jsonl", [row(i) for i in range(50)])
+    project = make_project("p")
     with pytest.raises(RuntimeError, match="disk full"):
-        items_import(project=make_project("p"), path=path, chunk_size=2)
+        items_import(project=project, path=path, chunk_size=2)
     assert not [t for t in threading.enumerate() if t.name == "import-reader"]
+    batch = ImportBatch.objects.get(project=project)  # not left "running" for the upload page
+    assert (batch.status, batch.message) == (
+        ImportBatch.Status.FAILED,
+        "nothing imported: disk full",
+    )
+
+
+def test_an_import_racing_another_on_the_same_ids_fails_cleanly_and_can_be_rerun(
+    make_project: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project("p")
+    path = write_jsonl(tmp_path / "items.jsonl", [row(i) for i in range(5)])
+    items_import(project=project, path=write_jsonl(tmp_path / "other.jsonl", [row(3)]))
+    # As if q3 had been written by an import that committed after this one looked.
+    real = imports._item_pks
+    monkeypatch.setattr(imports, "_item_pks", lambda project, ids: {})
+    with pytest.raises(ImportRefused, match="at the same time") as exc:
+        items_import(project=project, path=path)
+    assert "import the file again" in str(exc.value)
+    assert project.items.count() == 1
+    assert ImportBatch.objects.filter(status=ImportBatch.Status.FAILED).count() == 1
+    monkeypatch.setattr(imports, "_item_pks", real)
+    result = items_import(project=project, path=path)
+    assert (result.created, result.skipped) == (4, 1)
 
 
 def test_an_error_while_reading_reaches_the_caller(
