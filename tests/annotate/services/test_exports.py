@@ -671,3 +671,16 @@ def test_only_raw_exports_take_the_fast_path(tricky: Any) -> None:
     on_postgres = connection.vendor == "postgresql"
     assert export_copy.raw_copy_fast_path("raw", "parquet") is on_postgres
     assert export_copy.raw_copy_fast_path("raw", "jsonl") is on_postgres
+
+
+@FORMATS
+def test_copy_fast_path_exports_a_project_without_judgments(
+    project: Any, on_postgres: None, monkeypatch: Any, fmt: str
+) -> None:
+    fast, slow = both_paths(project, monkeypatch, fmt)
+    assert fast.rows == slow.rows == 0
+    if fmt == "jsonl":
+        assert file_of(fast).read_bytes() == file_of(slow).read_bytes() == b""
+    else:
+        assert pq.read_table(file_of(fast)).num_rows == 0
+        assert pq.read_schema(file_of(fast)) == pq.read_schema(file_of(slow))
