@@ -2,7 +2,7 @@
 
 Builds a fresh database (`hybridpref_bench_queue`, dropped and re-created), a pairwise project of
 100,000 items (overlap 2, 1% gold mixed in at 5%), one user with an API token per simulated
-annotator, then starts gunicorn on 127.0.0.1 (DEBUG=0) and drives it from threads in this
+annotator, then starts gunicorn on 127.0.0.1 (DEBUG=0, config/gunicorn.py) and drives it from threads in this
 process, each annotator its own keep-alive connection and token:
 
 - saturation: N = 1, 8, 32 annotators with no pause;
@@ -165,18 +165,15 @@ def start_gunicorn(*, url: str, port: int, workers: int, threads: int) -> subpro
         "DB_CONN_MAX_AGE": "600",
         "LOG_LEVEL": "WARNING",
     }
+    # Production's settings file (gthread, keep-alive, preload); the command line overrides it.
     command = [
         str(REPO / ".venv/bin/gunicorn"),
+        "--config=config/gunicorn.py",
         "config.wsgi:application",
         f"--bind=127.0.0.1:{port}",
         f"--workers={workers}",
         f"--threads={threads}",
-        "--worker-class=gthread",
-        "--keep-alive=30",
-        "--backlog=2048",
         "--log-level=warning",
-        # As in production (config/gunicorn.py): the app is imported once, before the fork.
-        "--preload",
     ]
     server = subprocess.Popen(command, cwd=REPO, env=env)
     deadline = time.time() + 60
@@ -389,7 +386,7 @@ def main() -> None:
     parser.add_argument("--realistic", type=int, default=200, help="annotators pausing 2 s")
     parser.add_argument("--pause", type=float, default=2.0)
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--database-url", default=DEFAULT_DB, help="dropped and re-created")
     parser.add_argument("--json", type=Path, default=REPO / "bench/out/queue.json")

@@ -14,6 +14,8 @@ from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -105,6 +107,9 @@ def _refusal(exc: QueueError) -> Response:
 
 
 class AssignmentNextApi(APIView):
+    # JSON only: negotiating between JSON and the browsable API cost a twentieth of a cycle.
+    renderer_classes = [JSONRenderer]
+
     @extend_schema(
         request=None,
         responses={200: AssignmentOutput, 204: None},
@@ -119,6 +124,9 @@ class AssignmentNextApi(APIView):
 
 
 class AssignmentSubmitApi(APIView):
+    renderer_classes = [JSONRenderer]
+    parser_classes = [JSONParser]  # verdicts are nested objects: a form could not carry them
+
     class InputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "AssignmentSubmitInput"  # nested names repeat across views
