@@ -24,6 +24,7 @@ STDOUT`` (`annotate.services.export_copy`); the output has the same rows and val
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import hmac
 import logging
@@ -32,6 +33,7 @@ import shutil
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -818,10 +820,27 @@ def export_claim(*, export_id: int) -> Export | None:
     return Export.objects.select_related("project").get(pk=export_id)
 
 
+@contextmanager
+def _fewer_gc_passes() -> Iterator[None]:
+    """Run the cyclic garbage collector less often while an export runs.
+
+    Why: the row loops allocate a few containers per row (dicts, lists) that never form cycles,
+    and the collector's passes over them and the long-lived heap took ~17% of the CPU of a
+    label export. Reference counting still frees every row; a pass still runs every 100,000
+    allocations, so memory stays flat. The old thresholds come back afterwards."""
+    previous = gc.get_threshold()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+
+
 def export_run(*, export: Export) -> Export:
     """Write the export's files and card; the row ends succeeded or failed with the reason."""
     try:
-        _write(export)
+        with _fewer_gc_passes():
+            _write(export)
     except Exception as exc:
         log.exception("export %s failed", export.pk)
         Export.objects.filter(pk=export.pk).update(

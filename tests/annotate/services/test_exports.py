@@ -684,3 +684,11 @@ def test_copy_fast_path_exports_a_project_without_judgments(
     else:
         assert pq.read_table(file_of(fast)).num_rows == 0
         assert pq.read_schema(file_of(fast)) == pq.read_schema(file_of(slow))
+
+
+def test_an_export_gives_the_garbage_collector_its_thresholds_back(labelled: Any) -> None:
+    import gc
+
+    before = gc.get_threshold()
+    run(labelled, "dpo")
+    assert gc.get_threshold() == before
