@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/import.py                 # 25k, 50k, 100k items; both databases
     .venv/bin/python bench/import.py --sizes 25000 --no-postgres
+    .venv/bin/python bench/import.py --sizes 100000 --no-sqlite --no-baselines --profile /tmp/prof
 
 Generates JSONL files of K=2 items of realistic size (prompt ~300 characters, responses ~800
 each, text cut from a seeded random word stream so no two items repeat), then imports each file
@@ -10,6 +11,12 @@ import. Each measurement starts from a freshly migrated database: a copy of a mi
 file, or a PostgreSQL database `hybridpref_bench_import` cloned from a migrated template (both are
 created and dropped here; DATABASE_URL_BENCH_ADMIN overrides the server,
 default postgres://postgres@127.0.0.1:5432/postgres).
+
+Besides items/s and memory, each row gives the CPU time per item of the importing process (all its
+threads) and of its PostgreSQL backend (psutil on `pg_backend_pid()`; the server runs on this
+machine), the WAL written per item (`pg_current_wal_lsn()` before and after: the whole server's,
+so other databases' writes count too) and the load average at the end: on a shared machine,
+wall-clock rates are only comparable within one run, CPU per item across runs.
 
 Baselines, measured in the same run:
 - naive: one `Item.objects.create()` per row inside one transaction (what a hand-written import
