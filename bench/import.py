@@ -258,7 +258,8 @@ def main() -> None:
     parser.add_argument(
         "--profile",
         metavar="FOLDER",
-        help="also write a cProfile of each items_import run here (slower; not timed)",
+        help="also write a cProfile of each items_import run here (slower; not timed; the calling"
+        " thread only: rows are read and encoded in a second thread)",
     )
     parser.add_argument("--child", nargs=2, metavar=("MODE", "FILE"), help=argparse.SUPPRESS)
     parser.add_argument("--limit", type=int, help=argparse.SUPPRESS)
