@@ -329,14 +329,34 @@ def _lock_annotator_sql() -> str:
 
 
 # Pools as in _regular_candidates / _gold_candidates: one route per scan so each walks the
-# (project, route, human_assigned) index from the fullest open items down.
-_POOLS = {
-    "human": "i.route = 'human' AND NOT i.is_gold AND i.human_assigned < %(overlap)s "
-    "ORDER BY i.human_assigned DESC",
-    "pending": "i.route = 'pending' AND NOT i.is_gold AND i.human_assigned < %(overlap)s "
-    "ORDER BY i.human_assigned DESC",
-    "gold": "i.is_gold",
-}
+# (project, route, human_assigned) index from the fullest open items down. Each route is asked
+# three times, so that a "next" costs the same on the ten-thousandth item as on the first:
+# - started: the fullest open items first, but only the first STARTED_BAND of them. Items this
+#   annotator has already judged stay open until someone else judges them too; alone on a
+#   project (or ahead of the others) they pile up at the top of that scan, and every "next"
+#   read past all of them (~9 ms of PostgreSQL per cycle for one annotator after 700 items).
+# - fresh: items nobody holds, which this annotator has almost never seen (a skip).
+# - the whole route as before, for the end of the queue, when only started items are left.
+STARTED_BAND = 50
+
+
+def _regular_pools(route: str) -> dict[str, str]:
+    # `route` is one of our own constants (never input), so it is written into the SQL.
+    open_items = f"i.route = '{route}' AND NOT i.is_gold AND i.human_assigned < %(overlap)s"
+    band = (
+        f"SELECT b.id FROM annotate_item AS b WHERE b.project_id = %(project)s "
+        f"AND b.route = '{route}' AND NOT b.is_gold AND b.human_assigned < %(overlap)s "
+        f"AND b.human_assigned > 0 ORDER BY b.human_assigned DESC LIMIT {STARTED_BAND}"
+    )
+    return {
+        f"{route}_started": f"{open_items} AND i.id IN ({band}) ORDER BY i.human_assigned DESC",
+        f"{route}_fresh": f"i.route = '{route}' AND NOT i.is_gold AND i.human_assigned = 0",
+        route: f"{open_items} ORDER BY i.human_assigned DESC",
+    }
+
+
+_POOLS = {**_regular_pools("human"), **_regular_pools("pending"), "gold": "i.is_gold"}
+_REGULAR = [name for name in _POOLS if name != "gold"]
 
 
 @cache
@@ -349,7 +369,7 @@ def _current_or_candidate_sql(gold_first: bool, skip_locked: bool) -> str:
     candidate; as an anti-join PostgreSQL read all of the annotator's assignments first, a cost
     that grew with every item they had done.
     """
-    names = ["gold", "human", "pending"] if gold_first else ["human", "pending", "gold"]
+    names = ["gold", *_REGULAR] if gold_first else [*_REGULAR, "gold"]
     columns = fastsql.columns(Item, "i")
     lock = "FOR UPDATE OF i SKIP LOCKED" if skip_locked else "FOR UPDATE OF i"
     ctes = [

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from annotate.models import Assignment, Item, Judgment
 from annotate.services.queue import (
+    STARTED_BAND,
     AssignmentClosed,
     InvalidVerdict,
     NotYourAssignment,
@@ -95,6 +96,32 @@ def test_it_stops_at_overlap_distinct_annotators(
     assert got[0] and got[1] and got[2] is None
     assert got[0].item_id == got[1].item_id
     assert Item.objects.get().human_assigned == 2
+
+
+def test_it_serves_an_item_someone_started_before_fresh_ones(
+    make_project: Any, make_user: Any, set_role: Any
+) -> None:
+    project = make_project("started", items=6, overlap=2, gold_rate=0.0, **ALL_OVERALL)
+    bob, alice = make_user("bob"), make_user("alice")
+    for person in (bob, alice):
+        set_role(project, person, "annotator")
+    held = assignment_next(project=project, annotator=bob)
+    assert assignment_next(project=project, annotator=alice).item_id == held.item_id
+
+
+def test_an_annotator_ahead_of_the_others_still_gets_every_open_item(
+    make_project: Any, member: Any, set_role: Any
+) -> None:
+    # Alone on an overlap-2 project, every item they judge stays open (started) for someone
+    # else; they must still reach every item, past all of those.
+    items = STARTED_BAND + 5  # past the band of started items the queue looks at first
+    project = make_project("ahead", items=items, overlap=2, gold_rate=0.0, **ALL_OVERALL)
+    set_role(project, member, "annotator")
+    seen = []
+    while (a := assignment_next(project=project, annotator=member)) is not None:
+        seen.append(a.item_id)
+        judgment_submit(assignment=a, annotator=member, verdicts=pairwise())
+    assert sorted(seen) == sorted(project.items.values_list("pk", flat=True))
 
 
 def test_it_does_not_serve_items_routed_to_ai(simple: Any, member: Any) -> None:
