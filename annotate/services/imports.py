@@ -209,8 +209,10 @@ def items_import(
     return result
 
 
-# A row ready to write: its line, the canonical item, and (PostgreSQL) its COPY bytes.
-_Ready = tuple[int, records.CanonicalItem, bytes]
+# A valid row ready to write: its line, external id, imported label, and what the writer needs:
+# on PostgreSQL the row encoded for COPY (the parsed item is dropped at once, so the chunks in
+# flight hold bytes, not Python objects), on SQLite the canonical item for bulk_create.
+_Ready = tuple[int, str, dict | None, bytes | records.CanonicalItem]
 
 
 def _valid_chunks(
@@ -221,7 +223,7 @@ def _valid_chunks(
     k: int | None,
     result: ImportResult,
     rejects: _Rejects | None,
-    encode: Callable[[records.CanonicalItem], bytes],
+    encode: Callable[[records.CanonicalItem], bytes | records.CanonicalItem],
     chunk_size: int,
 ) -> Iterator[tuple[list[_Ready], bool]]:
     """The file's valid rows in chunks, each with whether an invalid row came before its end.
@@ -239,7 +241,7 @@ def _valid_chunks(
                 if k is None:
                     k = _adopt_k(project, len(item.responses))
                 _check_item(project, item)
-                chunk.append((row.line, item, encode(item)))
+                chunk.append((row.line, item.external_id, item.label, encode(item)))
             except records.RecordError as exc:
                 error = exc
         if error is not None:
@@ -334,7 +336,7 @@ class _ItemWriter:
         self.project, self.batch, self.result = project, batch, result
         self.now = timezone.now()
         self.copy = connection.vendor == "postgresql"
-        self.encode: Callable[[records.CanonicalItem], bytes] = _no_encoding
+        self.encode: Callable[[records.CanonicalItem], bytes | records.CanonicalItem] = _as_is
         self._copy_sql = ""
         self._foreign_keys: str | None = None  # known at the first COPY
         if self.copy:
@@ -350,10 +352,10 @@ class _ItemWriter:
     def write(self, chunk: list[_Ready]) -> None:
         if not chunk:
             return
-        existing = set(_item_pks(self.project, {item.external_id for _, item, _ in chunk}))
+        existing = set(_item_pks(self.project, {external_id for _, external_id, _, _ in chunk}))
         new: list[_Ready] = []
         for ready in chunk:
-            external_id = ready[1].external_id
+            external_id = ready[1]
             if external_id in existing:
                 self.result.skipped += 1
                 continue
@@ -368,6 +370,7 @@ class _ItemWriter:
         self.result.created += len(new)
 
     def _bulk_create(self, new: list[_Ready]) -> None:
+        canonical = [c for _, _, _, c in new if isinstance(c, records.CanonicalItem)]
         items = [
             Item(
                 project=self.project,
@@ -381,7 +384,7 @@ class _ItemWriter:
                 import_batch=self.batch,
                 created_at=self.now,
             )
-            for _, c, _ in new
+            for c in canonical
         ]
         Item.objects.bulk_create(items, batch_size=len(items))
         self._write_labels({item.external_id: item.pk for item in items}, new)
@@ -404,30 +407,30 @@ class _ItemWriter:
                     cursor.execute(f"SET CONSTRAINTS {self._foreign_keys} IMMEDIATE")
             # psycopg's own cursor, so its errors are turned into Django's here.
             with connection.wrap_database_errors, cursor.cursor.copy(self._copy_sql) as copy:
-                copy.write(b"".join([_COPY_HEADER, *(row for _, _, row in new), _COPY_TRAILER]))
-        if any(c.label is not None for _, c, _ in new):
+                copy.write(b"".join([_COPY_HEADER, *(row for *_, row in new), _COPY_TRAILER]))
+        if any(label is not None for _, _, label, _ in new):
             # COPY returns no ids; the labels need them.
-            ids = {c.external_id for _, c, _ in new if c.label is not None}
+            ids = {external_id for _, external_id, label, _ in new if label is not None}
             self._write_labels(_item_pks(self.project, ids), new)
 
     def _write_labels(self, item_pks: dict[str, int], new: list[_Ready]) -> None:
-        labelled = [c for _, c, _ in new if c.label is not None]
+        labelled = [(external_id, label) for _, external_id, label, _ in new if label is not None]
         if not labelled:
             return
         project = self.project
         Judgment.objects.bulk_create(
             [
                 Judgment(
-                    item_id=item_pks[c.external_id],
+                    item_id=item_pks[external_id],
                     aspect=project.aspects[0] if project.aspects else "overall",
                     kind=Judgment.Kind.HUMAN,
                     source="imported",
                     task_type=project.task_type,
-                    value=c.label,
+                    value=label,
                     import_batch=self.batch,
                     created_at=self.now,
                 )
-                for c in labelled
+                for external_id, label in labelled
             ],
             batch_size=len(labelled),
         )
@@ -542,9 +545,9 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-def _no_encoding(c: records.CanonicalItem) -> bytes:
-    """SQLite: rows are written with bulk_create, nothing to encode."""
-    return b""
+def _as_is(c: records.CanonicalItem) -> records.CanonicalItem:
+    """SQLite: rows are written with bulk_create, from the canonical item."""
+    return c
 
 
 # --- Labels -------------------------------------------------------------------------------------
