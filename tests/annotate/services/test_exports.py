@@ -566,21 +566,24 @@ def test_copy_fast_path_items_whose_judgments_interleave(
     tricky: Any, on_postgres: None, monkeypatch: Any, fmt: str
 ) -> None:
     # A judge run over every item, then another: each row's item differs from the row before
-    # and every item comes back after the others (in one batch and across batches).
+    # and every item comes back after the others; then the first and the last item by turns,
+    # so that small batches hold items far apart.
     judge = Judge.objects.create(name="round-robin", backend="imported")
     items = list(tricky.items.order_by("pk"))
-    for version in ("v1", "v2"):
-        for item in items:
+    runs = [("v1", items), ("v2", items), ("v3", [items[0], items[-1]] * 4)]
+    for version, judged in runs:
+        for n, item in enumerate(judged):
             Judgment.objects.create(
                 item=item,
                 kind="ai",
                 source="rr",
                 judge=judge,
-                prompt_version=version,
+                prompt_version=f"{version}-{n}" if version == "v3" else version,
                 task_type="pairwise",
                 value={"strength": 1},
                 confidence=0.5,
             )
+    monkeypatch.setattr(export_copy, "COPY_BATCH", 4)
     fast, slow = both_paths(tricky, monkeypatch, fmt)
     rows = assert_same_files(fast, slow)
     assert len(rows) == Judgment.objects.filter(item__project=tricky).count()
