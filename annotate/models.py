@@ -292,6 +292,7 @@ class Judge(models.Model):
         FLOAT32 = "float32"
         BFLOAT16 = "bfloat16"
         FLOAT16 = "float16"
+        INT8 = "int8", "int8 (CPU only, approximate: dynamic int8 Linear layers)"
 
     name = models.SlugField(max_length=100, unique=True)
     backend = models.CharField(max_length=16, choices=Backend.choices, default=Backend.LLM_PAIRWISE)

@@ -76,3 +76,10 @@ def test_an_int8_judge_gives_valid_verdicts_close_to_fp32(tiny_lm, prefix_sharin
 def test_int8_on_a_gpu_is_a_configuration_error():
     with pytest.raises(JudgeConfigError, match="CPU only"):
         resolve_dtype("int8", torch.device("cuda"))
+
+
+def test_the_judge_registry_offers_exactly_the_dtypes_a_spec_accepts():
+    from annotate.models import Judge
+    from models_gpu.spec import DTYPES
+
+    assert sorted(Judge.Dtype.values) == sorted(DTYPES)
