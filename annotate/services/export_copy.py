@@ -309,9 +309,13 @@ def _copy_rows(cursor: Any, copy_sql: str) -> Iterator[memoryview]:
                     return
                 yield block
             else:  # the end came buffered with the rows: collect the final result here
+                failed = None
+                # Every result is read (up to None) before raising: the connection stays usable.
                 while (result := pgconn.get_result()) is not None:
-                    if result.status != pq.ExecStatus.COMMAND_OK:
-                        raise psycopg_errors.error_from_result(result, encoding="utf-8")
+                    if result.status != pq.ExecStatus.COMMAND_OK and failed is None:
+                        failed = psycopg_errors.error_from_result(result, encoding="utf-8")
+                if failed is not None:
+                    raise failed
                 return
 
 

@@ -695,3 +695,23 @@ def test_an_export_gives_the_garbage_collector_its_thresholds_back(labelled: Any
     before = gc.get_threshold()
     run(labelled, "dpo")
     assert gc.get_threshold() == before
+
+
+@pytest.mark.django_db(transaction=True)
+@FORMATS
+def test_a_database_error_during_copy_fails_the_export_and_the_connection_goes_on(
+    tricky: Any, on_postgres: None, monkeypatch: Any, fmt: str
+) -> None:
+    # Division by zero at one judgment, in the middle of the stream (autocommit, as a worker
+    # runs: the failed COPY must not leave the connection busy for the next statement).
+    second = Judgment.objects.filter(item__project=tricky).order_by("pk")[1].pk
+    template = "_LINE_SQL" if fmt == "jsonl" else "_COLUMNS_SQL"
+    sql = getattr(export_copy, template)
+    broken = sql.replace("j.id,", f"j.id + 0 * (1 / (j.id - {second})),", 1)
+    assert broken != sql
+    monkeypatch.setattr(export_copy, template, broken)
+    export = export_create(project=tricky, shape="raw", file_format=fmt, enqueue=False)
+    export = export_run(export=exports.export_claim(export_id=export.pk))
+    assert export.status == "failed"
+    assert "division by zero" in export.error
+    assert Judgment.objects.filter(item__project=tricky).count() > 0  # the connection works
