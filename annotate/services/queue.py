@@ -335,9 +335,11 @@ def _lock_annotator_sql() -> str:
 #   annotator has already judged stay open until someone else judges them too; alone on a
 #   project (or ahead of the others) they pile up at the top of that scan, and every "next"
 #   read past all of them (~9 ms of PostgreSQL per cycle for one annotator after 700 items).
+#   The band is read whole on every call, so it is small: enough to find one item that others
+#   started and this annotator has not seen.
 # - fresh: items nobody holds, which this annotator has almost never seen (a skip).
 # - the whole route as before, for the end of the queue, when only started items are left.
-STARTED_BAND = 50
+STARTED_BAND = 16
 
 
 def _regular_pools(route: str) -> dict[str, str]:
