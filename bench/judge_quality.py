@@ -113,7 +113,14 @@ def main() -> None:
     parser.add_argument(
         "--chunk", type=int, default=64, help="items per judge call (progress lines)"
     )
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        help='judge dtype; "int8" (CPU, approximate) writes its own file and is compared with '
+        "the fp32 verdicts of an earlier run on the same items",
+    )
     args = parser.parse_args()
+    out = OUT if args.dtype in ("auto", "float32") else OUT.with_stem(f"{OUT.stem}-{args.dtype}")
 
     import torch
 
@@ -124,7 +131,12 @@ def main() -> None:
     items = load_pandalm_items()[: args.items]
     gold = {it["id"]: it["gold"] for it in items}
     judge = load_judge(
-        JudgeSpec(model=args.model, batch_size=args.batch_size, max_length=args.max_length)
+        JudgeSpec(
+            model=args.model,
+            dtype=args.dtype,
+            batch_size=args.batch_size,
+            max_length=args.max_length,
+        )
     )
     start, results = time.perf_counter(), []
     for at in range(0, len(items), args.chunk):
@@ -167,8 +179,8 @@ def main() -> None:
         signals["confidence"].append(v.confidence)
         signals["margin"].append(v.margin)
         signals["1 - swap_disagreement"].append(1 - v.swap_disagreement)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(records, indent=1))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(records, indent=1))
 
     n = len(records)
     predicted = Counter(r["strength"] for r in records)
@@ -185,7 +197,8 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|")
     print(
-        f"| SmolLM2-135M (embedded, both orders) | {n} | 100.0 % | {sum(correct) / n:.1%} | "
+        f"| SmolLM2-135M (embedded, both orders, dtype {args.dtype}) | {n} | 100.0 % | "
+        f"{sum(correct) / n:.1%} | "
         f"{sum(correct) / n:.1%} | {sum(consistent) / n:.1%} |"
     )
     shipped = load_shipped_verdicts()
@@ -211,7 +224,29 @@ def main() -> None:
     tables = {name: risk_coverage(correct, values) for name, values in signals.items()}
     for pct in range(10, 101, 10):
         print(f"| {pct} % | " + " | ".join(f"{tables[s][pct]:.1%}" for s in signals) + " |")
-    print(f"\nwrote {OUT.relative_to(REPO)}")
+    print(f"\nwrote {out.relative_to(REPO)}")
+    if out != OUT and OUT.is_file():
+        print_agreement(records, json.loads(OUT.read_text()), gold, args.dtype)
+
+
+def print_agreement(records: list[dict], reference: list[dict], gold: dict, dtype: str) -> None:
+    """How far an approximate dtype's verdicts are from the fp32 ones (items in both)."""
+    exact = {r["idx"]: r for r in reference}
+    both = [(r, exact[r["idx"]]) for r in records if r["idx"] in exact]
+    if not both:
+        return
+    same = sum(
+        label_from_strength(r["strength"]) == label_from_strength(e["strength"]) for r, e in both
+    )
+    strength = sum(r["strength"] == e["strength"] for r, e in both)
+    diff = [abs(r["p_a"] - e["p_a"]) for r, e in both]
+    right = sum(label_from_strength(e["strength"]) == gold[e["idx"]] for _, e in both)
+    print(
+        f"\n{dtype} vs fp32 ({OUT.relative_to(REPO)}) on {len(both)} items: same verdict "
+        f"{same / len(both):.1%}, same 5-point strength {strength / len(both):.1%}, "
+        f"|p_a diff| mean {sum(diff) / len(diff):.3f}, max {max(diff):.3f}; "
+        f"fp32 accuracy on these items {right / len(both):.1%}"
+    )
 
 
 if __name__ == "__main__":
