@@ -14,7 +14,7 @@ Invariants (each kept under a row lock, never by counting after the fact):
   unique constraint (assignment, aspect) stops a second set of judgments even if that failed.
 
 How: on PostgreSQL the two hot paths are a few prepared, hand-written statements (a "next" is a
-probe for overdue holds, then a transaction that locks the annotator, finds their open hold or
+transaction that locks the annotator while probing for overdue holds, finds their open hold or
 locks a candidate, and inserts the hold while bumping the counter; a submit is one statement), because
 building ~20 ORM queries per cycle cost more CPU than everything else together (issue 3). The
 same rules run through the ORM on other databases (SQLite: the demo and most tests), and the
@@ -227,27 +227,42 @@ def assignment_of(*, project: Project, annotator: Any, assignment_id: int) -> As
 def _next_postgresql(
     *, project: Project, annotator: Any, rng: random.Random, now: datetime
 ) -> Assignment | None:
-    _expire_postgresql(project=project, now=now)
     gold_first = rng.random() < project.gold_rate
-    for attempt in range(DEADLOCK_RETRIES):
+    expired = False
+    deadlocks = 0
+    while True:
         try:
-            return _claim_postgresql(
-                project=project, annotator=annotator, rng=rng, now=now, gold_first=gold_first
+            claimed = _claim_postgresql(
+                project=project,
+                annotator=annotator,
+                rng=rng,
+                now=now,
+                gold_first=gold_first,
+                stop_if_overdue=not expired,
             )
         except OperationalError as exc:
             # Only the second, waiting pass can deadlock (two requests each holding a row the
             # other waits for, near the end of the queue). PostgreSQL aborts one of them; it
             # changed nothing, so it starts again.
-            if attempt + 1 == DEADLOCK_RETRIES or not isinstance(
+            deadlocks += 1
+            if deadlocks == DEADLOCK_RETRIES or not isinstance(
                 exc.__cause__, psycopg.errors.DeadlockDetected
             ):
                 raise
-    raise AssertionError("unreachable")
+            continue
+        if claimed is not _OVERDUE:
+            return claimed
+        # The project has overdue holds (rare: an abandoned item). As assignments_expire does
+        # first on other databases: give them back to the pool, then claim again.
+        _expire_postgresql(project=project, now=now)
+        expired = True
+
+
+# What _claim_postgresql returns, having written nothing, when it found overdue holds first.
+_OVERDUE = object()
 
 
 def _expire_postgresql(*, project: Project, now: datetime) -> None:
-    """assignments_expire with a prepared probe: overdue holds are rare (an abandoned item), so
-    the probe is what nearly every call costs."""
     with fastsql.prepared_cursor() as cursor:
         cursor.execute(
             _OVERDUE_SQL, {"project": project.pk, "now": now, "batch": EXPIRE_BATCH}, prepare=True
@@ -266,8 +281,14 @@ _OVERDUE_SQL = """
 
 
 def _claim_postgresql(
-    *, project: Project, annotator: Any, rng: random.Random, now: datetime, gold_first: bool
-) -> Assignment | None:
+    *,
+    project: Project,
+    annotator: Any,
+    rng: random.Random,
+    now: datetime,
+    gold_first: bool,
+    stop_if_overdue: bool,
+) -> Assignment | object | None:
     params = {
         "project": project.pk,
         "annotator": annotator.pk,
@@ -277,8 +298,12 @@ def _claim_postgresql(
     with transaction.atomic(), fastsql.prepared_cursor() as cursor:
         # Serialise the annotator's own requests, as in assignment_next. Its own statement: the
         # next one must start after the lock is held, so that its snapshot sees a hold that a
-        # twin request has just committed.
+        # twin request has just committed. It also says whether the project has overdue holds,
+        # a probe that nearly always finds none and would otherwise cost a statement of its own.
         cursor.execute(_lock_annotator_sql(), params, prepare=True)
+        (any_overdue,) = cursor.fetchone()  # the annotator is an authenticated, existing user
+        if any_overdue and stop_if_overdue:
+            return _OVERDUE  # leaves the transaction having only taken the annotator's lock
         # Same two passes as assignment_next: SKIP LOCKED first, then wait for busy rows.
         for skip_locked in (True, False):
             cursor.execute(_current_or_candidate_sql(gold_first, skip_locked), params, prepare=True)
@@ -325,7 +350,11 @@ def _claim_postgresql(
 @cache
 def _lock_annotator_sql() -> str:
     users = connection.ops.quote_name(get_user_model()._meta.db_table)
-    return f"SELECT id FROM {users} WHERE id = %(annotator)s FOR UPDATE"
+    overdue = (
+        "SELECT 1 FROM annotate_assignment WHERE project_id = %(project)s"
+        " AND status = 'active' AND expires_at <= %(now)s"
+    )
+    return f"SELECT EXISTS ({overdue}) FROM {users} WHERE id = %(annotator)s FOR UPDATE"
 
 
 # Pools as in _regular_candidates / _gold_candidates: one route per scan so each walks the

@@ -598,3 +598,24 @@ def test_concurrent_annotators_on_postgresql_never_exceed_overlap(
             pytest.fail(message)
         pytest.skip(message)
     _race(make_project, make_user, set_role, workers=16, items=60)
+
+
+def test_a_next_returns_every_overdue_hold_of_the_project_before_claiming(
+    make_project: Any, make_user: Any, set_role: Any
+) -> None:
+    """On PostgreSQL the overdue probe rides on the annotator's lock; the holds it finds are
+    given back, then the claim runs again and can serve one of them."""
+    project = make_project("overdue", items=2, gold_rate=0.0, overlap=1, **ALL_OVERALL)
+    alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
+    for user in (alice, bob, carol):
+        set_role(project, user, "annotator")
+    held = [assignment_next(project=project, annotator=u) for u in (alice, bob)]
+    Assignment.objects.filter(pk__in=[a.pk for a in held]).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    got = assignment_next(project=project, annotator=carol)
+    assert got is not None and got.item_id in {a.item_id for a in held}
+    statuses = set(Assignment.objects.filter(pk__in=[a.pk for a in held]).values_list("status"))
+    assert statuses == {(Assignment.Status.EXPIRED,)}
+    counts = Item.objects.filter(project=project).values_list("human_assigned", flat=True)
+    assert sorted(counts) == [0, 1]
