@@ -204,14 +204,9 @@ def assignment_of(*, project: Project, annotator: Any, assignment_id: int) -> As
     """The annotator's own assignment in this project, or None: views answer 404 for anyone
     else's, so assignment ids do not leak. Its `project` is the one given (no second read)."""
     if fastsql.enabled():
-        with fastsql.prepared_cursor() as cursor:
-            cursor.execute(
-                _assignment_sql(),
-                {"id": assignment_id, "project": project.pk, "annotator": annotator.pk},
-                prepare=True,
-            )
-            row = cursor.fetchone()
-        assignment = fastsql.instance(Assignment, row) if row else None
+        assignment = fastsql.assignment(
+            assignment_id=assignment_id, project=project, user=annotator
+        )
     else:
         assignment = Assignment.objects.filter(
             pk=assignment_id, project=project, annotator=annotator
@@ -434,14 +429,6 @@ def _current_or_candidate_sql(gold_first: bool, skip_locked: bool) -> str:
         f"SELECT (SELECT id FROM cur), c.* FROM (SELECT 1) AS one "
         f"LEFT JOIN ({candidates}) AS c ON true"
     )
-
-
-@cache
-def _assignment_sql() -> str:
-    return f"""
-        SELECT {fastsql.columns(Assignment)} FROM annotate_assignment
-        WHERE id = %(id)s AND project_id = %(project)s AND annotator_id = %(annotator)s
-    """
 
 
 _HOLD_SQL = """

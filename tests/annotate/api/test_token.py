@@ -110,3 +110,25 @@ def test_the_project_read_with_the_token_answers_only_the_first_ask(
     user, _ = fastsql.token_user(key, slug="no-such-project")
     assert fastsql.project_and_role("no-such-project", user) == (None, None)
     assert fastsql.token_user("0" * 40, slug=project.slug) is None
+
+
+def test_the_assignment_read_with_the_token_answers_only_the_first_ask(
+    project: Any, member: Any
+) -> None:
+    from rest_framework.authtoken.models import Token
+
+    from annotate import fastsql
+    from annotate.services.queue import assignment_next
+
+    if not fastsql.enabled():
+        pytest.skip("the combined statement is PostgreSQL's")
+    held = assignment_next(project=project, annotator=member)
+    key = Token.objects.create(user=member).key
+    user, _ = fastsql.token_user(key, slug=project.slug, assignment_id=held.pk)
+    held.__class__.objects.filter(pk=held.pk).update(status="skipped")
+    first = fastsql.assignment(assignment_id=held.pk, project=project, user=user)
+    again = fastsql.assignment(assignment_id=held.pk, project=project, user=user)
+    assert (first.pk, first.status) == (held.pk, "active")
+    assert (again.pk, again.status) == (held.pk, "skipped")
+    user, _ = fastsql.token_user(key, slug=project.slug, assignment_id=held.pk + 1000)
+    assert fastsql.assignment(assignment_id=held.pk + 1000, project=project, user=user) is None
