@@ -128,3 +128,34 @@ def test_skip_then_progress(queue: Any, member: Any) -> None:
     assert progress == {
         "done": 0, "today": 0, "skipped": 1, "remaining": 1, "remaining_capped": False
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("accept", [None, "*/*", "application/json", "application/json; indent=2"])
+def test_next_answers_json_to_what_clients_accept(queue: Any, member: Any, accept: Any) -> None:
+    headers = {} if accept is None else {"HTTP_ACCEPT": accept}
+    response = api(member).post(next_url(queue), **headers)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["responses"]
+
+
+def test_next_refuses_a_type_it_cannot_give_with_406(queue: Any, member: Any) -> None:
+    client = api(member)
+    assert client.post(next_url(queue), HTTP_ACCEPT="text/html").status_code == 406
+    assert client.post(next_url(queue) + "?format=api").status_code == 404  # DRF's answer
+    assert client.post(next_url(queue) + "?format=json").status_code == 200
+
+
+def test_submit_reads_someone_elses_assignment_as_404_in_any_project(
+    queue: Any, member: Any, owner: Any, make_project: Any, set_role: Any
+) -> None:
+    """The assignment named in the URL is read with the token: it must still be this caller's,
+    in this project."""
+    other = make_project("other", items=1, gold_rate=0.0, aspects=["overall"])
+    set_role(other, member, "annotator")
+    annotator, admin = api(member), api(owner)
+    mine = annotator.post(next_url(queue)).json()["id"]
+    payload = {"verdicts": {"overall": {"strength": 1}}}
+    assert admin.post(submit_url(queue, mine), payload, format="json").status_code == 404
+    assert annotator.post(submit_url(other, mine), payload, format="json").status_code == 404
+    assert annotator.post(submit_url(queue, mine), payload, format="json").status_code == 200
