@@ -179,6 +179,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # `<id:...>` paths (annotate/converters.py): bounded integers; a test keeps the two equal.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}},
     # Several models have a `status` / `kind` field: name each choice set after its model.
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "annotate.models.Export.Status",  # exports and imports alike

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from annotate.access import RESEARCH, project_for
 from annotate.api.serializers import JudgmentOutput, paginate, paginated_schema
+from annotate.converters import MAX_ID
 from annotate.models import Judgment
 
 
@@ -18,7 +19,9 @@ class JudgmentListApi(APIView):
     class FilterSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=Judgment.Kind.choices, required=False)
         aspect = serializers.CharField(required=False, max_length=64)
-        item = serializers.IntegerField(required=False, min_value=1, help_text="Item id.")
+        item = serializers.IntegerField(
+            required=False, min_value=1, max_value=MAX_ID, help_text="Item id."
+        )
         judge = serializers.CharField(required=False, max_length=100, help_text="Judge name.")
 
     @extend_schema(

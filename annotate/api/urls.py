@@ -4,6 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
+from annotate import converters  # noqa: F401  (registers the `id` path converter)
 from annotate.api import annotation, imports, projects
 from annotate.api import exports as export_api
 from annotate.api import items as item_api
@@ -22,7 +23,7 @@ urlpatterns = [
         "projects/<slug:slug>/imports/", imports.ImportCreateApi.as_view(), name="api-import-create"
     ),
     path(
-        "projects/<slug:slug>/imports/<int:batch_id>/",
+        "projects/<slug:slug>/imports/<id:batch_id>/",
         imports.ImportDetailApi.as_view(),
         name="api-import",
     ),
@@ -33,12 +34,12 @@ urlpatterns = [
         name="api-assignment-next",
     ),
     path(
-        "projects/<slug:slug>/assignments/<int:assignment_id>/submit/",
+        "projects/<slug:slug>/assignments/<id:assignment_id>/submit/",
         annotation.AssignmentSubmitApi.as_view(),
         name="api-assignment-submit",
     ),
     path(
-        "projects/<slug:slug>/assignments/<int:assignment_id>/skip/",
+        "projects/<slug:slug>/assignments/<id:assignment_id>/skip/",
         annotation.AssignmentSkipApi.as_view(),
         name="api-assignment-skip",
     ),
@@ -49,7 +50,7 @@ urlpatterns = [
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("projects/<slug:slug>/items/", item_api.ItemListApi.as_view(), name="api-items"),
     path(
-        "projects/<slug:slug>/items/<int:item_id>/",
+        "projects/<slug:slug>/items/<id:item_id>/",
         item_api.ItemDetailApi.as_view(),
         name="api-item",
     ),
@@ -64,12 +65,12 @@ urlpatterns = [
         name="api-judge-runs",
     ),
     path(
-        "projects/<slug:slug>/judge-runs/<int:run_id>/",
+        "projects/<slug:slug>/judge-runs/<id:run_id>/",
         judge_run_api.JudgeRunDetailApi.as_view(),
         name="api-judge-run",
     ),
     path(
-        "projects/<slug:slug>/judge-runs/<int:run_id>/cancel/",
+        "projects/<slug:slug>/judge-runs/<id:run_id>/cancel/",
         judge_run_api.JudgeRunCancelApi.as_view(),
         name="api-judge-run-cancel",
     ),
@@ -82,12 +83,12 @@ urlpatterns = [
     path("projects/<slug:slug>/agreement/", label_api.AgreementApi.as_view(), name="api-agreement"),
     path("projects/<slug:slug>/exports/", export_api.ExportListApi.as_view(), name="api-exports"),
     path(
-        "projects/<slug:slug>/exports/<int:export_id>/",
+        "projects/<slug:slug>/exports/<id:export_id>/",
         export_api.ExportDetailApi.as_view(),
         name="api-export",
     ),
     path(
-        "projects/<slug:slug>/exports/<int:export_id>/download/",
+        "projects/<slug:slug>/exports/<id:export_id>/download/",
         export_api.ExportDownloadApi.as_view(),
         name="api-export-download",
     ),
@@ -102,17 +103,17 @@ urlpatterns = [
         name="api-routing-runs",
     ),
     path(
-        "projects/<slug:slug>/routing/runs/<int:run_id>/",
+        "projects/<slug:slug>/routing/runs/<id:run_id>/",
         routing_api.RoutingRunDetailApi.as_view(),
         name="api-routing-run",
     ),
     path(
-        "projects/<slug:slug>/routing/runs/<int:run_id>/decisions/",
+        "projects/<slug:slug>/routing/runs/<id:run_id>/decisions/",
         routing_api.RoutingDecisionListApi.as_view(),
         name="api-routing-decisions",
     ),
     path(
-        "projects/<slug:slug>/routing/runs/<int:run_id>/apply/",
+        "projects/<slug:slug>/routing/runs/<id:run_id>/apply/",
         routing_api.RoutingRunApplyApi.as_view(),
         name="api-routing-apply",
     ),

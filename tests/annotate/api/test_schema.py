@@ -8,7 +8,6 @@ exercise the 404 branch); the number of examples per operation is bounded to kee
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -92,7 +91,6 @@ def test_no_operation_answers_a_server_error(
     auth = {"Authorization": f"Token {token}"}
     app = get_wsgi_application()
     schema = schemathesis.openapi.from_wsgi("/api/schema/", app, headers=auth)
-    started = time.monotonic()
     failures: list[str] = []
     operations = 0
     for result in schema.get_all_operations():
@@ -101,7 +99,6 @@ def test_no_operation_answers_a_server_error(
         _fuzz(operation, project.slug, known_ids, auth, failures)()
     assert operations >= 20
     assert not failures, "\n".join(sorted(set(failures)))
-    assert time.monotonic() - started < 60
 
 
 def _fuzz(
