@@ -563,25 +563,15 @@ def _record(
     now: datetime,
 ) -> list[Judgment]:
     """Write the judgments; the caller holds the assignment's row lock."""
-    elapsed_ms = max(0, int((now - assignment.created_at).total_seconds() * 1000))
-    judgments = [
-        Judgment(
-            item_id=assignment.item_id,
-            aspect=aspect,
-            kind=Judgment.Kind.HUMAN,
-            source="annotate",
-            task_type=project.task_type,
-            value=value,
-            annotator=annotator,
-            assignment=assignment,
-            rationale=rationale,
-            confidence_label=confidence_label,
-            time_spent_ms=elapsed_ms,
-            presentation_order=assignment.presentation_order,
-            created_at=now,
-        )
-        for aspect, value in canonical.items()
-    ]
+    judgments = _human_judgments(
+        assignment=assignment,
+        project=project,
+        annotator=annotator,
+        canonical=canonical,
+        rationale=rationale,
+        confidence_label=confidence_label,
+        now=now,
+    )
     # The unique constraint (assignment, aspect) would stop a second set even without the lock;
     # an IntegrityError here rolls the whole submit back.
     Judgment.objects.bulk_create(judgments)
@@ -609,7 +599,6 @@ def _submit_postgresql(
     (and then finds SUBMITTED under the lock). The presentation order and creation time it
     relies on are never changed after the hold is made.
     """
-    elapsed_ms = max(0, int((now - assignment.created_at).total_seconds() * 1000))
     rows = [{"aspect": aspect, "value": value} for aspect, value in canonical.items()]
     with fastsql.prepared_cursor() as cursor:
         cursor.execute(
@@ -621,7 +610,7 @@ def _submit_postgresql(
                 "task_type": project.task_type,
                 "rationale": rationale,
                 "confidence_label": confidence_label,
-                "elapsed_ms": elapsed_ms,
+                "elapsed_ms": _elapsed_ms(assignment, now),
                 "order": orjson.dumps(assignment.presentation_order).decode(),
                 "verdicts": orjson.dumps(rows).decode(),
             },
@@ -630,10 +619,35 @@ def _submit_postgresql(
         written = {aspect: pk for pk, aspect in cursor.fetchall()}
     if not written:
         return None
-    judgments = []
-    for aspect, value in canonical.items():
-        judgment = Judgment(
-            pk=written[aspect],
+    judgments = _human_judgments(
+        assignment=assignment,
+        project=project,
+        annotator=annotator,
+        canonical=canonical,
+        rationale=rationale,
+        confidence_label=confidence_label,
+        now=now,
+    )
+    for judgment in judgments:  # the rows the statement wrote, as if loaded from the database
+        judgment.pk = written[judgment.aspect]
+        judgment._state.adding = False
+        judgment._state.db = connection.alias
+    return judgments
+
+
+def _human_judgments(
+    *,
+    assignment: Assignment,
+    project: Project,
+    annotator: Any,
+    canonical: dict[str, dict],
+    rationale: str,
+    confidence_label: str,
+    now: datetime,
+) -> list[Judgment]:
+    """One unsaved Judgment per aspect: what both submit paths write (or wrote)."""
+    return [
+        Judgment(
             item_id=assignment.item_id,
             aspect=aspect,
             kind=Judgment.Kind.HUMAN,
@@ -644,14 +658,17 @@ def _submit_postgresql(
             assignment=assignment,
             rationale=rationale,
             confidence_label=confidence_label,
-            time_spent_ms=elapsed_ms,
+            time_spent_ms=_elapsed_ms(assignment, now),
             presentation_order=assignment.presentation_order,
             created_at=now,
         )
-        judgment._state.adding = False
-        judgment._state.db = connection.alias
-        judgments.append(judgment)
-    return judgments
+        for aspect, value in canonical.items()
+    ]
+
+
+def _elapsed_ms(assignment: Assignment, now: datetime) -> int:
+    """Time spent, measured on the server from the hold's creation."""
+    return max(0, int((now - assignment.created_at).total_seconds() * 1000))
 
 
 # Columns left out are NULL (AI-only fields); the NOT NULL ones without a Python default here get
