@@ -170,3 +170,10 @@ class FinalLabelAdmin(admin.ModelAdmin):
 class ExportAdmin(admin.ModelAdmin):
     list_display = ["project", "shape", "file_format", "status", "rows", "created_at"]
     list_filter = ["status", "shape", "file_format"]
+
+
+@admin.register(models.LabelRun)
+class LabelRunAdmin(admin.ModelAdmin):
+    list_display = ["project", "method", "status", "created_by", "created_at", "finished_at"]
+    list_filter = ["status", "method"]
+    readonly_fields = ["summary", "error"]

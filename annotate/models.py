@@ -697,3 +697,51 @@ class Export(models.Model):
         if self.status == self.Status.SUCCEEDED:
             return 100
         return int(100 * self.processed / self.total) if self.total else 0
+
+
+class LabelRun(models.Model):
+    """One computation of a project's final labels on a worker: it takes tens of seconds on a
+    large project, too long for a web request, so the pages and the API poll this row."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    ACTIVE = {Status.QUEUED, Status.RUNNING}
+    FINISHED = {Status.SUCCEEDED, Status.FAILED}
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="label_runs")
+    method = models.CharField(max_length=32, help_text="majority or dawid_skene")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    summary = models.JSONField(
+        default=dict, blank=True, help_text="What the computation reported: counts and seconds."
+    )
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            # Two runs of one project at once would each delete the labels the other just wrote
+            # (a run removes every label older than its own start); the database refuses the
+            # second even when two requests check at the same moment.
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="label_run_one_active_per_project",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} final labels by {self.method} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED

@@ -31,3 +31,13 @@ def export_dataset(export_id: int) -> None:
     if export is None:
         return
     export_run(export=export)
+
+
+@shared_task(name="annotate.tasks.compute_final_labels")
+def compute_final_labels(run_id: int) -> None:
+    """Compute a project's final labels for one LabelRun. Its outcome (summary or error) is
+    recorded on the row; a row that is gone or already finished is left alone. No automatic
+    retry: a failure is a fact about the data, shown to the user, not a transient error."""
+    from annotate.services.labels import label_run_execute
+
+    label_run_execute(run_id=run_id)

@@ -56,6 +56,11 @@ urlpatterns = [
     # Datasets out: quality, leaderboard, exports
     path("p/<slug:slug>/quality/", quality_views.quality, name="quality"),
     path("p/<slug:slug>/quality/compute/", quality_views.quality_compute, name="quality_compute"),
+    path(
+        "p/<slug:slug>/quality/label-run/",
+        quality_views.quality_label_run,
+        name="quality_label_run",
+    ),
     path("p/<slug:slug>/leaderboard/", leaderboard_views.leaderboard, name="leaderboard"),
     path("p/<slug:slug>/exports/", export_views.exports, name="exports"),
     path("p/<slug:slug>/exports/list/", export_views.export_list, name="export_list"),

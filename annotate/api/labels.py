@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.utils import (
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -11,8 +18,14 @@ from rest_framework.views import APIView
 
 from annotate.access import RESEARCH, project_for
 from annotate.api.serializers import FinalLabelOutput, paginate, paginated_schema
-from annotate.models import FinalLabel
-from annotate.services.labels import METHODS, LabelsError, final_labels_compute, quality_report
+from annotate.models import FinalLabel, LabelRun
+from annotate.services.labels import (
+    METHODS,
+    LabelRunBusy,
+    LabelsError,
+    label_run_start,
+    quality_report,
+)
 
 
 class FinalLabelListApi(APIView):
@@ -42,34 +55,84 @@ class FinalLabelListApi(APIView):
         return paginate(request, self, qs, FinalLabelOutput)
 
 
+class LabelsSummaryOutput(serializers.Serializer):
+    method = serializers.CharField()
+    total = serializers.IntegerField()
+    human = serializers.IntegerField()
+    ai = serializers.IntegerField()
+    removed = serializers.IntegerField()
+    learned = serializers.IntegerField()
+    seconds = serializers.FloatField()
+
+
+class LabelRunOutput(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+    summary = serializers.SerializerMethodField()
+
+    class Meta:
+        model = LabelRun
+        fields = [
+            "id",
+            "url",
+            "method",
+            "status",
+            "summary",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+    def get_url(self, run: LabelRun) -> str:
+        path = reverse("api-label-run", args=[run.project.slug, run.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+    @extend_schema_field(LabelsSummaryOutput(allow_null=True))
+    def get_summary(self, run: LabelRun) -> dict | None:
+        """The computation's counts once it succeeded; null before."""
+        return run.summary or None
+
+
 class FinalLabelComputeApi(APIView):
     @extend_schema_serializer(component_name="FinalLabelComputeInput")
     class InputSerializer(serializers.Serializer):
         method = serializers.ChoiceField(choices=METHODS, default="majority")
 
-    @extend_schema_serializer(component_name="FinalLabelComputeOutput")
-    class OutputSerializer(serializers.Serializer):
-        method = serializers.CharField()
-        total = serializers.IntegerField()
-        human = serializers.IntegerField()
-        ai = serializers.IntegerField()
-        removed = serializers.IntegerField()
-        seconds = serializers.FloatField()
-
     @extend_schema(
         request=InputSerializer,
-        responses={200: OutputSerializer},
-        summary="(Re)compute the final labels",
+        responses={
+            202: LabelRunOutput,
+            409: inline_serializer("LabelRunBusy", fields={"detail": serializers.CharField()}),
+        },
+        summary="Start (re)computing the final labels (runs on a worker)",
     )
     def post(self, request: Request, slug: str) -> Response:
         project, _ = project_for(request.user, slug, need=RESEARCH)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            summary = final_labels_compute(project=project, method=data.validated_data["method"])
+            run = label_run_start(
+                project=project, method=data.validated_data["method"], user=request.user
+            )
+        except LabelRunBusy as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         except LabelsError as exc:
             raise ValidationError({"method": [str(exc)]}) from None
-        return Response(self.OutputSerializer(summary).data, status=status.HTTP_200_OK)
+        return Response(
+            LabelRunOutput(run, context={"request": request}).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class LabelRunDetailApi(APIView):
+    @extend_schema(responses=LabelRunOutput, summary="A final-labels run's status and summary")
+    def get(self, request: Request, slug: str, run_id: int) -> Response:
+        project, _ = project_for(request.user, slug, need=RESEARCH)
+        run = get_object_or_404(
+            LabelRun.objects.select_related("project"), pk=run_id, project=project
+        )
+        return Response(LabelRunOutput(run, context={"request": request}).data)
 
 
 class AgreementApi(APIView):

@@ -80,6 +80,11 @@ urlpatterns = [
         label_api.FinalLabelComputeApi.as_view(),
         name="api-labels-compute",
     ),
+    path(
+        "projects/<slug:slug>/labels/runs/<id:run_id>/",
+        label_api.LabelRunDetailApi.as_view(),
+        name="api-label-run",
+    ),
     path("projects/<slug:slug>/agreement/", label_api.AgreementApi.as_view(), name="api-agreement"),
     path("projects/<slug:slug>/exports/", export_api.ExportListApi.as_view(), name="api-exports"),
     path(

@@ -28,6 +28,8 @@ Rules, in one place:
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 import time
 from collections import Counter, defaultdict
@@ -38,14 +40,17 @@ from itertools import combinations, groupby
 from typing import Any, NamedTuple
 
 import numpy as np
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, TextField
 from django.db.models.functions import Cast, Mod
 from django.utils import timezone
 
 from annotate import verdicts
-from annotate.models import FinalLabel, Item, Judge, Judgment, Project, TaskType
+from annotate.models import FinalLabel, Item, Judge, Judgment, LabelRun, Project, TaskType
+
+log = logging.getLogger(__name__)
 
 METHODS = ("majority", "dawid_skene")
 WRITE_BATCH = 2000
@@ -57,6 +62,10 @@ FIRST, TIE, SECOND = 0, 1, 2
 
 class LabelsError(ValueError):
     """Final labels cannot be computed as asked (an unknown method …)."""
+
+
+class LabelRunBusy(LabelsError):
+    """The project's final labels are already being computed; a second run must wait."""
 
 
 class Vote(NamedTuple):
@@ -484,8 +493,7 @@ def final_labels_compute(*, project: Project, method: str = "majority") -> Label
     """Compute and upsert every final label of the project; labels of units with no judgment
     left are removed. Streams the judgments and writes in bulk, so it runs in bounded memory
     apart from Dawid–Skene's per-pair arrays."""
-    if method not in METHODS:
-        raise LabelsError(f"method {method!r} is not one of {', '.join(METHODS)}")
+    _check_method(method)
     started = time.monotonic()
     summary = LabelsSummary(method=method)
     panel = set(project.judges.values_list("pk", flat=True))
@@ -542,6 +550,106 @@ def final_labels_compute(*, project: Project, method: str = "majority") -> Label
         ).delete()
     summary.seconds = time.monotonic() - started
     return summary
+
+
+# --- Computing on a worker ---------------------------------------------------------------------
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise LabelsError(f"method {method!r} is not one of {', '.join(METHODS)}")
+
+
+def _busy_message(run: LabelRun) -> str:
+    return (
+        f"final labels are already being computed (run #{run.pk}, {run.status}); "
+        "wait for it to finish"
+    )
+
+
+def _fail_lost_runs(project: Project) -> None:
+    """A run still "running" after the task time limit lost its worker (the limit kills the task
+    before the row is updated): mark it failed, or it would block every later run."""
+    limit = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+    LabelRun.objects.filter(
+        project=project, status=LabelRun.Status.RUNNING, started_at__lt=limit
+    ).update(
+        status=LabelRun.Status.FAILED,
+        error="no result within the task time limit: the worker was lost",
+        finished_at=timezone.now(),
+    )
+
+
+def label_run_start(
+    *, project: Project, method: str = "majority", user: Any = None, enqueue: bool = True
+) -> LabelRun:
+    """Record a run of `final_labels_compute` and queue it on a worker once the row is committed.
+
+    Refuses (LabelRunBusy) while another run of the project is queued or running: the unique
+    constraint on the row settles two requests that check at the same moment.
+    """
+    _check_method(method)
+    _fail_lost_runs(project)
+    active = LabelRun.objects.filter(project=project, status__in=LabelRun.ACTIVE).first()
+    if active is not None:
+        raise LabelRunBusy(_busy_message(active))
+    try:
+        with transaction.atomic():
+            run = LabelRun.objects.create(project=project, method=method, created_by=user)
+    except IntegrityError:
+        active = LabelRun.objects.filter(project=project, status__in=LabelRun.ACTIVE).first()
+        raise LabelRunBusy(
+            _busy_message(active) if active else "final labels are already being computed"
+        ) from None
+    if enqueue:
+        transaction.on_commit(lambda: _enqueue(run.pk))
+    return run
+
+
+def _enqueue(run_id: int) -> None:
+    from annotate.tasks import compute_final_labels
+
+    compute_final_labels.delay(run_id)
+
+
+def label_run_execute(*, run_id: int) -> LabelRun | None:
+    """Compute the run's final labels and record the summary, or the error, on the row.
+
+    None (nothing done) when the row is gone or already finished. A row still "running" is run
+    again: that is a redelivery after its worker was lost, and the computation is one
+    transaction that replaces every label, so repeating it is safe.
+    """
+    claimed = LabelRun.objects.filter(pk=run_id, status__in=LabelRun.ACTIVE).update(
+        status=LabelRun.Status.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        return None
+    run = LabelRun.objects.select_related("project").get(pk=run_id)
+    try:
+        summary = final_labels_compute(project=run.project, method=run.method)
+    except Exception as exc:
+        log.exception("final labels run %s failed", run_id)
+        LabelRun.objects.filter(pk=run_id).update(
+            status=LabelRun.Status.FAILED,
+            error=f"{type(exc).__name__}: {exc}"[:5000],
+            finished_at=timezone.now(),
+        )
+    else:
+        result = dataclasses.asdict(summary)
+        result["seconds"] = round(summary.seconds, 3)
+        LabelRun.objects.filter(pk=run_id).update(
+            status=LabelRun.Status.SUCCEEDED,
+            summary=result,
+            error="",
+            finished_at=timezone.now(),
+        )
+    run.refresh_from_db()
+    return run
+
+
+def label_run_latest(*, project: Project) -> LabelRun | None:
+    """The project's most recent run, for the quality page."""
+    return LabelRun.objects.filter(project=project).order_by("-created_at", "-pk").first()
 
 
 # --- Agreement ----------------------------------------------------------------------------------

@@ -9,12 +9,14 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseStopPolling
 
 from annotate.access import RESEARCH, project_for
 from annotate.services.labels import (
     METHODS,
     LabelsError,
-    final_labels_compute,
+    label_run_latest,
+    label_run_start,
     labels_summary,
     quality_report,
 )
@@ -58,6 +60,7 @@ def quality(request: HttpRequest, slug: str) -> HttpResponse:
         "report": report,
         "labels": labels_summary(project=project),
         "methods": METHODS,
+        "label_run": label_run_latest(project=project),
         "per_day": _bars(report.per_day[-90:]),
         "per_week": _bars(report.per_week_agreement[-52:], max_value=1.0),
     }
@@ -67,13 +70,27 @@ def quality(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def quality_compute(request: HttpRequest, slug: str) -> HttpResponse:
+    """Start computing the final labels on a worker; the page then follows the run."""
     project, _ = project_for(request.user, slug, need=RESEARCH)
     try:
-        summary = final_labels_compute(
-            project=project, method=request.POST.get("method", "majority")
+        run = label_run_start(
+            project=project, method=request.POST.get("method", "majority"), user=request.user
         )
     except LabelsError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"Computed {summary}.")
+        messages.success(request, f"Computing final labels by {run.method} (run #{run.pk}).")
     return redirect("quality", project.slug)
+
+
+@login_required
+def quality_label_run(request: HttpRequest, slug: str) -> HttpResponse:
+    """The latest final-labels run; HTMX polls it while it runs and stops (286) when done."""
+    project, _ = project_for(request.user, slug, need=RESEARCH)
+    run = label_run_latest(project=project)
+    response = render(
+        request, "annotate/quality.html#label_run", {"project": project, "label_run": run}
+    )
+    if request.htmx and (run is None or run.is_finished):
+        return HttpResponseStopPolling(response.content)
+    return response

@@ -52,3 +52,15 @@ def test_the_admin_opens_an_item_and_a_judgment(
         opts = obj._meta
         url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
         assert admin_client.get(url).status_code == 200
+
+
+def test_the_admin_opens_a_final_labels_run_with_its_summary(
+    admin_client: Any, project: Any
+) -> None:
+    from annotate.services.labels import label_run_execute, label_run_start
+
+    run = label_run_start(project=project, enqueue=False)
+    label_run_execute(run_id=run.pk)
+    url = reverse("admin:annotate_labelrun_change", args=[run.pk])
+    response = admin_client.get(url)
+    assert response.status_code == 200 and "succeeded" in response.content.decode()

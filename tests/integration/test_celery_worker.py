@@ -156,6 +156,34 @@ def test_a_real_worker_runs_an_uploaded_import(
     assert project.items.filter(external_id__startswith="w").count() == 25
 
 
+def test_a_real_worker_computes_final_labels_for_a_run(
+    project: Any, owner: Any, worker: subprocess.Popen, tmp_path: Path
+) -> None:
+    from annotate.models import FinalLabel, Judgment, LabelRun
+    from annotate.services.labels import label_run_start
+
+    for item in project.items.all():
+        Judgment.objects.create(
+            item=item,
+            kind="human",
+            source="x",
+            external_annotator="x",
+            task_type="pairwise",
+            value={"strength": 1},
+        )
+    run = label_run_start(project=project, user=owner)
+
+    def finished() -> bool:
+        run.refresh_from_db()
+        return run.is_finished
+
+    _wait_for(finished, seconds=60, worker=worker, log=tmp_path / "worker.log")
+    assert run.status == LabelRun.Status.SUCCEEDED, run.error
+    assert (
+        run.summary["total"] == 5 and FinalLabel.objects.filter(item__project=project).count() == 5
+    )
+
+
 @pytest.mark.slow
 def test_a_real_gpu_queue_worker_prelabels_items_with_the_bundled_judge(
     project: Any, worker: subprocess.Popen, tmp_path: Path

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from rest_framework.authtoken.models import Token
 
 from annotate.models import Judge, Judgment
-from annotate.services import exports
+from annotate.services import exports, labels
 from annotate.services.labels import final_labels_compute
 
 pytestmark = pytest.mark.django_db
@@ -58,6 +58,8 @@ def seeded(project: Any, owner: Any) -> tuple[Any, str, dict[str, int]]:
             confidence=0.6,
         )
     final_labels_compute(project=project)
+    label_run = labels.label_run_start(project=project, enqueue=False)
+    labels.label_run_execute(run_id=label_run.pk)
     export = exports.export_create(project=project, shape="dpo", file_format="jsonl", enqueue=False)
     exports.export_run(export=exports.export_claim(export_id=export.pk))
     return (
@@ -66,6 +68,7 @@ def seeded(project: Any, owner: Any) -> tuple[Any, str, dict[str, int]]:
         {
             "export_id": export.pk,
             "item_id": project.items.first().pk,
+            "run_id": label_run.pk,  # judge and routing runs of that id are a 404: also fine
         },
     )
 

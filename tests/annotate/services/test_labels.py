@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pytest
+from django.utils import timezone
 
-from annotate.models import FinalLabel, Item, Judge, Judgment
+from annotate.models import FinalLabel, Item, Judge, Judgment, LabelRun
 from annotate.services import labels
 from annotate.services.labels import consensus_value, final_labels_compute, quality_report
 from tests.annotate.pandalm import HUMANS, pandalm_project
@@ -399,3 +401,132 @@ def test_ai_labels_of_unrouted_items_are_corrected_from_the_human_labels_collect
     assert summary.learned == identical.count() == 30
     assert all(f.value == {"strength": 0} and f.method == "learned" for f in identical)
     assert all(f.value == {"strength": 1} and f.method == "judge:panel" for f in distinct)
+
+
+# --- Computing on a worker (LabelRun) -----------------------------------------------------------
+
+
+def test_starting_a_run_records_it_and_queues_it_after_commit(
+    project: Any, owner: Any, monkeypatch: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    queued: list[int] = []
+    monkeypatch.setattr(labels, "_enqueue", queued.append)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        run = labels.label_run_start(project=project, method="dawid_skene", user=owner)
+        assert queued == []  # nothing is sent before the row is committed
+    assert len(callbacks) == 1 and queued == [run.pk]
+    assert (run.status, run.method, run.created_by) == ("queued", "dawid_skene", owner)
+
+
+def test_the_run_goes_to_the_default_queue(project: Any, monkeypatch: Any) -> None:
+    from annotate.tasks import compute_final_labels
+    from config.celery import app as celery_app
+
+    sent: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(compute_final_labels, "delay", lambda *a: sent.append(a))
+    labels._enqueue(7)
+    assert sent == [(7,)]
+    route = celery_app.amqp.router.route({}, compute_final_labels.name)
+    assert route["queue"].name == "default"
+
+
+def test_starting_a_run_refuses_an_unknown_method_up_front(project: Any) -> None:
+    with pytest.raises(labels.LabelsError, match="not one of"):
+        labels.label_run_start(project=project, method="vibes", enqueue=False)
+    assert not LabelRun.objects.exists()
+
+
+def test_a_second_run_is_refused_while_one_is_queued_or_running(
+    project: Any, make_project: Any
+) -> None:
+    first = labels.label_run_start(project=project, enqueue=False)
+    with pytest.raises(labels.LabelRunBusy, match=f"already being computed \\(run #{first.pk}"):
+        labels.label_run_start(project=project, enqueue=False)
+    LabelRun.objects.filter(pk=first.pk).update(status="running", started_at=timezone.now())
+    with pytest.raises(labels.LabelRunBusy):
+        labels.label_run_start(project=project, enqueue=False)
+    # Another project is not blocked, and a finished run does not block.
+    labels.label_run_start(project=make_project("other"), enqueue=False)
+    LabelRun.objects.filter(pk=first.pk).update(status="succeeded")
+    assert labels.label_run_start(project=project, enqueue=False).pk != first.pk
+
+
+def test_the_database_refuses_two_active_runs_of_one_project(project: Any) -> None:
+    from django.db import IntegrityError, transaction
+
+    LabelRun.objects.create(project=project, method="majority")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        LabelRun.objects.create(project=project, method="majority", status="running")
+
+
+def test_a_run_lost_past_the_time_limit_no_longer_blocks(project: Any, settings: Any) -> None:
+    lost = labels.label_run_start(project=project, enqueue=False)
+    long_ago = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 120)
+    LabelRun.objects.filter(pk=lost.pk).update(status="running", started_at=long_ago)
+    labels.label_run_start(project=project, enqueue=False)
+    lost.refresh_from_db()
+    assert lost.status == "failed" and "time limit" in lost.error
+
+
+def test_running_a_run_computes_the_labels_and_records_the_summary(project: Any) -> None:
+    for item in project.items.all():
+        human(item, "a", {"strength": 2})
+        human(item, "b", {"strength": 1})
+    run = labels.label_run_start(project=project, method="dawid_skene", enqueue=False)
+    done = labels.label_run_execute(run_id=run.pk)
+    assert done is not None and done.status == "succeeded"
+    assert done.summary["total"] == 5 and done.summary["human"] == 5
+    assert done.summary["method"] == "dawid_skene" and done.error == ""
+    assert done.started_at and done.finished_at and done.finished_at >= done.started_at
+    assert set(FinalLabel.objects.values_list("method", flat=True)) == {"dawid_skene"}
+
+
+def test_a_failing_run_records_the_error(project: Any, monkeypatch: Any) -> None:
+    def boom(**kwargs: Any) -> Any:
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(labels, "final_labels_compute", boom)
+    run = labels.label_run_start(project=project, enqueue=False)
+    done = labels.label_run_execute(run_id=run.pk)
+    assert done is not None and done.status == "failed"
+    assert done.error == "RuntimeError: the disk is full" and done.finished_at
+    assert done.summary == {}
+
+
+def test_a_gone_or_finished_run_is_left_alone(project: Any, monkeypatch: Any) -> None:
+    calls: list[Any] = []
+    monkeypatch.setattr(labels, "final_labels_compute", lambda **kw: calls.append(kw))
+    assert labels.label_run_execute(run_id=123456) is None
+    run = labels.label_run_start(project=project, enqueue=False)
+    LabelRun.objects.filter(pk=run.pk).update(status="succeeded", summary={"total": 9})
+    assert labels.label_run_execute(run_id=run.pk) is None
+    assert calls == [] and LabelRun.objects.get(pk=run.pk).summary == {"total": 9}
+
+
+def test_the_task_runs_the_run_after_commit(
+    project: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from config.celery import app as celery_app
+
+    human(project.items.first(), "a", {"strength": 1})
+    eager = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            run = labels.label_run_start(project=project)
+    finally:
+        celery_app.conf.task_always_eager = eager
+    run.refresh_from_db()
+    assert run.status == "succeeded" and run.summary["total"] == 1
+    assert FinalLabel.objects.count() == 1
+
+
+def test_the_task_exits_quietly_when_the_row_is_gone(project: Any) -> None:
+    from annotate.tasks import compute_final_labels
+
+    compute_final_labels(123456)
+    run = labels.label_run_start(project=project, enqueue=False)
+    compute_final_labels(run.pk)
+    assert LabelRun.objects.get(pk=run.pk).status == "succeeded"
+    compute_final_labels(run.pk)  # a second delivery: finished, nothing to do
+    assert LabelRun.objects.get(pk=run.pk).status == "succeeded"

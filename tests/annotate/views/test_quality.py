@@ -5,7 +5,8 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
-from annotate.models import FinalLabel, Judge, Judgment
+from annotate.models import FinalLabel, Judge, Judgment, LabelRun
+from annotate.services import labels as labels_service
 
 pytestmark = pytest.mark.django_db
 
@@ -89,15 +90,55 @@ def test_it_requires_login(client: Any, judged: Any) -> None:
     assert "/login/" in response["Location"]
 
 
-def test_compute_writes_final_labels_and_says_so(client: Any, owner: Any, judged: Any) -> None:
+def test_compute_starts_a_run_on_a_worker_and_says_so(
+    client: Any,
+    owner: Any,
+    judged: Any,
+    monkeypatch: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    queued: list[int] = []
+    monkeypatch.setattr(labels_service, "_enqueue", queued.append)
     client.force_login(owner)
-    response = client.post(
-        reverse("quality_compute", args=[judged.slug]), {"method": "dawid_skene"}, follow=True
-    )
-    assert response.status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("quality_compute", args=[judged.slug]), {"method": "dawid_skene"}
+        )
+    assert response.status_code == 302 and response["Location"] == url(judged)
+    run = LabelRun.objects.get()
+    assert queued == [run.pk]
+    assert (run.method, run.status, run.created_by) == ("dawid_skene", "queued", owner)
+    assert not FinalLabel.objects.exists()  # nothing computed inside the request
+    html = client.get(url(judged)).content.decode()
+    assert f"Computing final labels by dawid_skene (run #{run.pk})" in html
+    assert 'id="label-run"' in html and "hx-get" in html and "queued" in html
+
+
+def test_the_run_computes_the_labels_on_the_worker(
+    client: Any, owner: Any, judged: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from config.celery import app as celery_app
+
+    client.force_login(owner)
+    eager = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post(reverse("quality_compute", args=[judged.slug]), {"method": "dawid_skene"})
+    finally:
+        celery_app.conf.task_always_eager = eager
     assert FinalLabel.objects.filter(item__project=judged).count() == 5
     assert set(FinalLabel.objects.values_list("method", flat=True)) == {"dawid_skene"}
-    assert "Computed 5 final labels" in response.content.decode()
+    html = client.get(url(judged)).content.decode()
+    assert "succeeded" in html and "5 final labels" in html
+
+
+def test_a_second_compute_is_refused_while_one_runs(client: Any, owner: Any, judged: Any) -> None:
+    first = labels_service.label_run_start(project=judged, enqueue=False)
+    client.force_login(owner)
+    response = client.post(reverse("quality_compute", args=[judged.slug]), follow=True)
+    assert f"already being computed (run #{first.pk}" in response.content.decode()
+    assert LabelRun.objects.count() == 1
 
 
 def test_compute_refuses_an_unknown_method(client: Any, owner: Any, judged: Any) -> None:
@@ -106,7 +147,76 @@ def test_compute_refuses_an_unknown_method(client: Any, owner: Any, judged: Any)
         reverse("quality_compute", args=[judged.slug]), {"method": "vibes"}, follow=True
     )
     assert "not one of" in response.content.decode()
-    assert not FinalLabel.objects.exists()
+    assert not LabelRun.objects.exists() and not FinalLabel.objects.exists()
+
+
+def run_url(project: Any) -> str:
+    return reverse("quality_label_run", args=[project.slug])
+
+
+def test_the_run_partial_keeps_polling_while_the_run_is_active(
+    client: Any, owner: Any, judged: Any
+) -> None:
+    labels_service.label_run_start(project=judged, enqueue=False)
+    client.force_login(owner)
+    response = client.get(run_url(judged), headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "queued" in html and "hx-get" in html and "<html" not in html
+
+
+def test_the_run_partial_stops_polling_with_the_summary_when_done(
+    client: Any, owner: Any, judged: Any
+) -> None:
+    run = labels_service.label_run_start(project=judged, enqueue=False)
+    labels_service.label_run_execute(run_id=run.pk)
+    client.force_login(owner)
+    response = client.get(run_url(judged), headers={"HX-Request": "true"})
+    assert response.status_code == 286
+    html = response.content.decode()
+    assert "succeeded" in html and "5 final labels" in html and "hx-get" not in html
+
+
+def test_the_run_partial_shows_why_a_run_failed(
+    client: Any, owner: Any, judged: Any, monkeypatch: Any
+) -> None:
+    def boom(**kwargs: Any) -> Any:
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(labels_service, "final_labels_compute", boom)
+    run = labels_service.label_run_start(project=judged, enqueue=False)
+    labels_service.label_run_execute(run_id=run.pk)
+    client.force_login(owner)
+    response = client.get(run_url(judged), headers={"HX-Request": "true"})
+    assert response.status_code == 286
+    assert "failed" in response.content.decode() and "out of memory" in response.content.decode()
+
+
+def test_the_run_partial_with_no_run_stops_polling(client: Any, owner: Any, judged: Any) -> None:
+    client.force_login(owner)
+    assert client.get(run_url(judged), headers={"HX-Request": "true"}).status_code == 286
+    assert client.get(run_url(judged)).status_code == 200  # without HTMX, a plain page part
+
+
+def test_researchers_can_start_and_follow_a_run(
+    client: Any, member: Any, set_role: Any, judged: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(labels_service, "_enqueue", lambda run_id: None)
+    set_role(judged, member, "researcher")
+    client.force_login(member)
+    assert client.post(reverse("quality_compute", args=[judged.slug])).status_code == 302
+    assert LabelRun.objects.get().created_by == member
+    assert client.get(run_url(judged)).status_code == 200
+
+
+def test_the_run_partial_forbids_annotators_and_hides_from_outsiders(
+    client: Any, member: Any, outsider: Any, judged: Any
+) -> None:
+    labels_service.label_run_start(project=judged, enqueue=False)
+    client.force_login(member)
+    assert client.get(run_url(judged)).status_code == 403
+    client.force_login(outsider)
+    assert client.get(run_url(judged)).status_code == 404
 
 
 def test_compute_requires_post(client: Any, owner: Any, judged: Any) -> None:
@@ -121,4 +231,4 @@ def test_compute_forbids_annotators_and_hides_from_outsiders(
     assert client.post(reverse("quality_compute", args=[judged.slug])).status_code == 403
     client.force_login(outsider)
     assert client.post(reverse("quality_compute", args=[judged.slug])).status_code == 404
-    assert not FinalLabel.objects.exists()
+    assert not LabelRun.objects.exists() and not FinalLabel.objects.exists()
