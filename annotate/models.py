@@ -356,7 +356,23 @@ class Rubric(models.Model):
         return f"rubric-v{self.version}"
 
 
-class JudgeRun(models.Model):
+class WorkerJob(models.Model):
+    """What every row that a worker runs in the background records: who started it, when it
+    started and ended, and why it failed. Its status choices are the subclass's own."""
+
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class JudgeRun(WorkerJob):
     class Status(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"
@@ -380,13 +396,6 @@ class JudgeRun(models.Model):
     failed = models.PositiveIntegerField(default=0)
     batches_total = models.PositiveIntegerField(default=0)
     batches_done = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -635,7 +644,7 @@ class FinalLabel(models.Model):
         return f"{self.item_id}/{self.aspect}: {self.value} ({self.source})"
 
 
-class Export(models.Model):
+class Export(WorkerJob):
     class Status(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"
@@ -672,13 +681,6 @@ class Export(models.Model):
     )
     stats = models.JSONField(default=dict, blank=True, help_text="What the dataset card says.")
     path = models.CharField(max_length=500, blank=True)
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     FINISHED = {Status.SUCCEEDED, Status.FAILED}
 
@@ -699,7 +701,7 @@ class Export(models.Model):
         return int(100 * self.processed / self.total) if self.total else 0
 
 
-class LabelRun(models.Model):
+class LabelRun(WorkerJob):
     """One computation of a project's final labels on a worker: it takes tens of seconds on a
     large project, too long for a web request, so the pages and the API poll this row."""
 
@@ -718,13 +720,6 @@ class LabelRun(models.Model):
     summary = models.JSONField(
         default=dict, blank=True, help_text="What the computation reported: counts and seconds."
     )
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
