@@ -159,18 +159,11 @@ def test_a_real_worker_runs_an_uploaded_import(
 def test_a_real_worker_computes_final_labels_for_a_run(
     project: Any, owner: Any, worker: subprocess.Popen, tmp_path: Path
 ) -> None:
-    from annotate.models import FinalLabel, Judgment, LabelRun
+    from annotate.models import FinalLabel, LabelRun
     from annotate.services.labels import label_run_start
+    from tests.factories import label_every_item
 
-    for item in project.items.all():
-        Judgment.objects.create(
-            item=item,
-            kind="human",
-            source="x",
-            external_annotator="x",
-            task_type="pairwise",
-            value={"strength": 1},
-        )
+    label_every_item(project, strength=1)
     run = label_run_start(project=project, user=owner)
 
     def finished() -> bool:

@@ -5,26 +5,18 @@ from typing import Any
 
 import pytest
 
-from annotate.models import Export, Judgment
+from annotate.models import Export
 from annotate.services import exports as service
 from config.celery import app as celery_app
 from tests.annotate.api.clients import token_client
+from tests.factories import label_every_item
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def labelled(project: Any) -> Any:
-    for item in project.items.all():
-        Judgment.objects.create(
-            item=item,
-            kind="human",
-            source="x",
-            external_annotator="x",
-            task_type="pairwise",
-            value={"strength": -2},
-        )
-    return project
+    return label_every_item(project, strength=-2)
 
 
 @pytest.fixture

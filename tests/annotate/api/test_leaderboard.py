@@ -4,24 +4,15 @@ from typing import Any
 
 import pytest
 
-from annotate.models import Judgment
 from tests.annotate.api.clients import token_client
+from tests.factories import label_every_item
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def rated(project: Any) -> Any:
-    for item in project.items.all():
-        Judgment.objects.create(
-            item=item,
-            kind="human",
-            source="x",
-            external_annotator="x",
-            task_type="pairwise",
-            value={"strength": -1},
-        )
-    return project
+    return label_every_item(project, strength=-1)
 
 
 def test_it_rates_models_with_intervals(owner: Any, rated: Any) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotate.models import Export, FinalLabel, Judgment
+from annotate.models import Export, FinalLabel
+from tests.factories import label_every_item
 
 pytestmark = pytest.mark.django_db
 
@@ -15,16 +16,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def labelled(project: Any, settings: Any, tmp_path: Path) -> Any:
     settings.EXPORT_DIR = tmp_path / "exports"
-    for item in project.items.all():
-        Judgment.objects.create(
-            item=item,
-            kind="human",
-            source="x",
-            external_annotator="x",
-            task_type="pairwise",
-            value={"strength": 2},
-        )
-    return project
+    return label_every_item(project, strength=2)
 
 
 def test_it_exports_in_process_and_copies_the_folder(

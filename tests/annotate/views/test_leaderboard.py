@@ -5,23 +5,14 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
-from annotate.models import Judgment
+from tests.factories import label_every_item
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def rated(project: Any) -> Any:
-    for item in project.items.all():
-        Judgment.objects.create(
-            item=item,
-            kind="human",
-            source="x",
-            external_annotator="x",
-            task_type="pairwise",
-            value={"strength": 2},
-        )
-    return project
+    return label_every_item(project, strength=2)
 
 
 def url(project: Any, **query: str) -> str:
