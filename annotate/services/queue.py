@@ -247,32 +247,14 @@ def _next_postgresql(
             continue
         if claimed is not _OVERDUE:
             return claimed
-        # The project has overdue holds (rare: an abandoned item). As assignments_expire does
-        # first on other databases: give them back to the pool, then claim again.
-        _expire_postgresql(project=project, now=now)
+        # The project has overdue holds (rare: an abandoned item): give them back to the pool,
+        # as assignment_next does first on other databases, then claim again.
+        assignments_expire(project=project, now=now)
         expired = True
 
 
 # What _claim_postgresql returns, having written nothing, when it found overdue holds first.
 _OVERDUE = object()
-
-
-def _expire_postgresql(*, project: Project, now: datetime) -> None:
-    with fastsql.prepared_cursor() as cursor:
-        cursor.execute(
-            _OVERDUE_SQL, {"project": project.pk, "now": now, "batch": EXPIRE_BATCH}, prepare=True
-        )
-        overdue = cursor.fetchall()
-    for pk, item_id in overdue:
-        with transaction.atomic():
-            _expire_one(pk=pk, item_id=item_id, now=now)
-
-
-_OVERDUE_SQL = """
-    SELECT id, item_id FROM annotate_assignment
-    WHERE project_id = %(project)s AND status = 'active' AND expires_at <= %(now)s
-    LIMIT %(batch)s
-"""
 
 
 def _claim_postgresql(
