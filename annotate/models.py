@@ -371,6 +371,16 @@ class WorkerJob(models.Model):
     class Meta:
         abstract = True
 
+    @classmethod
+    def mark_failed(cls, pk: int, exc: BaseException) -> None:
+        """Record that the job failed and why (the exception's type and text, cut to what a
+        page can show). An UPDATE by id: the worker's copy of the row may be stale."""
+        cls.objects.filter(pk=pk).update(
+            status="failed",  # every subclass's Status has FAILED = "failed"
+            error=f"{type(exc).__name__}: {exc}"[:5000],
+            finished_at=timezone.now(),
+        )
+
 
 class JudgeRun(WorkerJob):
     class Status(models.TextChoices):

@@ -843,11 +843,7 @@ def export_run(*, export: Export) -> Export:
             _write(export)
     except Exception as exc:
         log.exception("export %s failed", export.pk)
-        Export.objects.filter(pk=export.pk).update(
-            status=Export.Status.FAILED,
-            error=f"{type(exc).__name__}: {exc}"[:5000],
-            finished_at=timezone.now(),
-        )
+        Export.mark_failed(export.pk, exc)
     export.refresh_from_db()
     return export
 

@@ -590,13 +590,10 @@ def label_run_start(
     """
     _check_method(method)
     _fail_lost_runs(project)
-    active = LabelRun.objects.filter(project=project, status__in=LabelRun.ACTIVE).first()
-    if active is not None:
-        raise LabelRunBusy(_busy_message(active))
     try:
         with transaction.atomic():
             run = LabelRun.objects.create(project=project, method=method, created_by=user)
-    except IntegrityError:
+    except IntegrityError:  # label_run_one_active_per_project: the rule lives in the database
         active = LabelRun.objects.filter(project=project, status__in=LabelRun.ACTIVE).first()
         raise LabelRunBusy(
             _busy_message(active) if active else "final labels are already being computed"
@@ -629,11 +626,7 @@ def label_run_execute(*, run_id: int) -> LabelRun | None:
         summary = final_labels_compute(project=run.project, method=run.method)
     except Exception as exc:
         log.exception("final labels run %s failed", run_id)
-        LabelRun.objects.filter(pk=run_id).update(
-            status=LabelRun.Status.FAILED,
-            error=f"{type(exc).__name__}: {exc}"[:5000],
-            finished_at=timezone.now(),
-        )
+        LabelRun.mark_failed(run_id, exc)
     else:
         result = dataclasses.asdict(summary)
         result["seconds"] = round(summary.seconds, 3)
