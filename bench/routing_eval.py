@@ -63,6 +63,20 @@ BUDGETS = tuple(range(0, 101, 10))
 GPT_LABELS = {"1": 1, "2": 2, "Tie": 0, "garbage": UNKNOWN}
 
 
+def policy_option(text: str) -> tuple[str, str, object]:
+    """`--option POLICY:KEY=VALUE`, checked before the slow feature building starts."""
+    name, colon, assignment = text.partition(":")
+    key, equals, value = assignment.partition("=")
+    if not (colon and equals and name and key):
+        raise argparse.ArgumentTypeError(f"{text!r} is not POLICY:KEY=VALUE")
+    try:
+        return name, key, json.loads(value)
+    except json.JSONDecodeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: VALUE must be JSON (a number, true/false, or a quoted string)"
+        ) from None
+
+
 def policy_of(name: str, seed: int, options: dict[str, dict]):
     """Build a benchmark policy (a plain policy name or one of :data:`VARIANTS`)."""
     base, preset = VARIANTS.get(name, (name, {}))
@@ -624,6 +638,7 @@ def main() -> None:
         "--option",
         action="append",
         default=[],
+        type=policy_option,
         metavar="POLICY:KEY=VALUE",
         help="a policy constructor option, e.g. corrected:explore=0.05 (repeatable)",
     )
@@ -674,10 +689,8 @@ def main() -> None:
     options: dict[str, dict] = {
         "hyper": {"n_mixes": args.hyper_mixes, "n_candidates": args.hyper_candidates}
     }
-    for text in args.option:
-        name, _, assignment = text.partition(":")
-        key, _, value = assignment.partition("=")
-        options.setdefault(name, {})[key] = json.loads(value)
+    for name, key, value in args.option:
+        options.setdefault(name, {})[key] = value
     evals = evaluate(
         data, pool, args.policies, args.seeds, args.round_share, options, args.seed_base
     )
