@@ -65,9 +65,9 @@ def rubric_update(*, project: Project, template: str, user: Any = None) -> Rubri
     except ValueError as exc:
         raise JudgingError(str(exc)) from None
     with transaction.atomic():
-        current = Project.objects.select_for_update().get(
-            pk=project.pk
-        )  # serialises version numbers
+        # Serialises version numbers. NO KEY UPDATE: it must not block the foreign-key checks of
+        # annotators' rows that point at the project (see annotate/services/queue.py).
+        current = Project.objects.select_for_update(no_key=True).get(pk=project.pk)
         latest = current.rubrics.order_by("-version").values_list("version", flat=True).first() or 0
         return Rubric.objects.create(
             project=project, version=latest + 1, template=template, created_by=user
@@ -239,7 +239,11 @@ def tags_batch_record(*, run: JudgeRun, results: Sequence[Any]) -> tuple[int, in
     tagged = {r.item_id: {"tags": r.tags, "p": r.probabilities} for r in results if r.ok}
     failed = [(r.item_id, r.error or "unknown error") for r in results if not r.ok]
     with transaction.atomic():
-        items = list(Item.objects.select_for_update().filter(pk__in=tagged, tags={}))
+        items = list(
+            Item.objects.select_for_update(no_key=True)
+            .filter(pk__in=tagged, tags={})
+            .order_by("pk")  # one lock order for every writer of several items
+        )
         for item in items:
             item.tags = {
                 **tagged[item.pk]["tags"],
@@ -311,7 +315,8 @@ def _signals(data: dict) -> dict:
 
 def _flag_items(judge_name: str, truncated: list[int], failed: list[tuple[int, str]]) -> None:
     errors = dict(failed)
-    for item in Item.objects.select_for_update().filter(pk__in=[*truncated, *errors]):
+    locked = Item.objects.select_for_update(no_key=True).filter(pk__in=[*truncated, *errors])
+    for item in locked.order_by("pk"):  # one lock order for every writer of several items
         flags = dict(item.flags or {})
         if item.pk in truncated:
             flags.setdefault("truncated", {})[judge_name] = True
@@ -322,7 +327,7 @@ def _flag_items(judge_name: str, truncated: list[int], failed: list[tuple[int, s
 
 
 def _append_errors(run_id: int, failed: list[tuple[int, str]]) -> None:
-    run = JudgeRun.objects.select_for_update().get(pk=run_id)
+    run = JudgeRun.objects.select_for_update(no_key=True).get(pk=run_id)
     lines = run.error.splitlines() if run.error else []
     for item_id, message in failed:
         if len(lines) >= MAX_RUN_ERRORS_SHOWN:

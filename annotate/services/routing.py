@@ -282,7 +282,10 @@ def routing_apply(*, run: RoutingRun, user: Any = None) -> dict[str, int]:
     """
     project = run.project
     with transaction.atomic():
-        Project.objects.select_for_update().get(pk=project.pk)  # one apply at a time per project
+        # One apply at a time per project. NO KEY UPDATE, so that annotators' holds and
+        # judgments (whose foreign-key checks share-lock the project row) are not blocked by it
+        # while this waits for their item rows: that was a deadlock.
+        Project.objects.select_for_update(no_key=True).get(pk=project.pk)
         if RoutingRun.objects.filter(pk=run.pk, status=RoutingRun.Status.APPLIED).exists():
             raise RoutingError("this routing run was applied already")
         started = Q(human_assigned__gt=0) | Q(human_done__gt=0)

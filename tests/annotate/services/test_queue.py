@@ -507,7 +507,15 @@ def test_the_stored_judgment_is_in_canonical_order_whatever_was_shown(
 # --- Concurrency --------------------------------------------------------------------------------
 
 
-def _race(make_project: Any, make_user: Any, set_role: Any, *, workers: int, items: int) -> None:
+def _race(
+    make_project: Any,
+    make_user: Any,
+    set_role: Any,
+    *,
+    workers: int,
+    items: int,
+    caplog: pytest.LogCaptureFixture | None = None,
+) -> None:
     """Many annotators pull and submit at once, each thread on its own connection; some submit
     twice at the same moment. Afterwards every counter must match the rows, and nothing may be
     lost, doubled, or past overlap."""
@@ -553,6 +561,10 @@ def _race(make_project: Any, make_user: Any, set_role: Any, *, workers: int, ite
     for t in threads:
         t.join(timeout=300)
     assert not errors, errors
+    if caplog is not None:
+        # A deadlock is retried, so it would not show as an error; the queue logs each one.
+        deadlocks = [r.getMessage() for r in caplog.records if "deadlock" in r.getMessage()]
+        assert not deadlocks, deadlocks
 
     assignments = Assignment.objects.filter(project=project)
     assert not assignments.filter(status=Assignment.Status.ACTIVE).exists()
@@ -588,16 +600,121 @@ def test_concurrent_annotators_on_the_configured_database_never_exceed_overlap(
 
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_annotators_on_postgresql_never_exceed_overlap(
-    make_project: Any, make_user: Any, set_role: Any
+@pytest.mark.parametrize(
+    ("workers", "items"),
+    [(16, 60), (32, 10)],
+    ids=["sixteen-annotators-on-sixty-items", "a-crowd-at-the-end-of-the-queue"],
+)
+def test_concurrent_annotators_on_postgresql_never_exceed_overlap_nor_deadlock(
+    make_project: Any,
+    make_user: Any,
+    set_role: Any,
+    caplog: pytest.LogCaptureFixture,
+    workers: int,
+    items: int,
 ) -> None:
+    # 32 annotators on 10 items made the former waiting scan deadlock in most runs.
+    _postgresql_only()
+    _race(make_project, make_user, set_role, workers=workers, items=items, caplog=caplog)
+
+
+def _postgresql_only() -> None:
     need_service("PostgreSQL", "127.0.0.1", 5432)
     if connection.vendor != "postgresql":
         message = "run with DATABASE_URL=postgres://… to test row locks under real concurrency"
         if REQUIRE_SERVICES:
             pytest.fail(message)
         pytest.skip(message)
-    _race(make_project, make_user, set_role, workers=16, items=60)
+
+
+def _next_while_another_request_holds_the_item(
+    project: Any, annotator: Any, item: Item, *, fill_it: bool
+) -> tuple[Assignment | None, bool]:
+    """Another connection locks the project's last open item (as another annotator's "next" does)
+    and keeps it locked; our annotator asks for the next item meanwhile. Returns what they got and
+    whether the "next" was still waiting when the other request let go."""
+    from django.db import connections
+
+    locked, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def other_request() -> None:
+        try:
+            with connections["default"].cursor() as cursor:
+                cursor.execute("BEGIN")
+                cursor.execute(
+                    "SELECT id FROM annotate_item WHERE id = %s FOR NO KEY UPDATE", [item.pk]
+                )
+                locked.set()
+                release.wait(timeout=30)
+                if fill_it:
+                    cursor.execute(
+                        "UPDATE annotate_item SET human_assigned = %s WHERE id = %s",
+                        [project.overlap, item.pk],
+                    )
+                cursor.execute("COMMIT")
+        except BaseException as exc:
+            errors.append(exc)
+            locked.set()
+        finally:
+            connections["default"].close()
+
+    holder = threading.Thread(target=other_request)
+    holder.start()
+    assert locked.wait(timeout=30)
+    got: list[Assignment | None] = []
+
+    def ask() -> None:
+        try:
+            got.append(assignment_next(project=project, annotator=annotator))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections["default"].close()
+
+    asking = threading.Thread(target=ask)
+    asking.start()
+    asking.join(timeout=1.0)
+    still_waiting = asking.is_alive()
+    release.set()
+    holder.join(timeout=30)
+    asking.join(timeout=30)
+    assert not errors, errors
+    return got[0], still_waiting
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_next_on_postgresql_waits_for_a_busy_last_item_and_gets_it_if_it_stays_open(
+    make_project: Any, member: Any, set_role: Any
+) -> None:
+    _postgresql_only()
+    project = make_project("busy", items=1, gold_rate=0.0, overlap=2, **ALL_OVERALL)
+    set_role(project, member, "annotator")
+    item = project.items.get()
+    got, still_waiting = _next_while_another_request_holds_the_item(
+        project, member, item, fill_it=False
+    )
+    assert still_waiting, "a busy item is not 'nothing left': the next waits for it"
+    assert got is not None and got.item_id == item.pk
+    assert fresh(item).human_assigned == 1
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_next_on_postgresql_answers_nothing_left_when_the_busy_last_item_fills_up(
+    make_project: Any, member: Any, set_role: Any
+) -> None:
+    _postgresql_only()
+    project = make_project("busy", items=1, gold_rate=0.0, overlap=2, **ALL_OVERALL)
+    set_role(project, member, "annotator")
+    item = project.items.get()
+    got, still_waiting = _next_while_another_request_holds_the_item(
+        project, member, item, fill_it=True
+    )
+    assert still_waiting
+    assert got is None
+    assert not Assignment.objects.filter(annotator=member).exists()
 
 
 def test_a_next_returns_every_overdue_hold_of_the_project_before_claiming(
