@@ -685,36 +685,26 @@ def _next_while_another_request_holds_the_item(
 
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
-def test_a_next_on_postgresql_waits_for_a_busy_last_item_and_gets_it_if_it_stays_open(
-    make_project: Any, member: Any, set_role: Any
+@pytest.mark.parametrize(
+    "fill_it", [False, True], ids=["gets-it-if-it-stays-open", "nothing-left-if-it-fills-up"]
+)
+def test_a_next_on_postgresql_waits_for_a_busy_last_item(
+    make_project: Any, member: Any, set_role: Any, fill_it: bool
 ) -> None:
     _postgresql_only()
     project = make_project("busy", items=1, gold_rate=0.0, overlap=2, **ALL_OVERALL)
     set_role(project, member, "annotator")
     item = project.items.get()
     got, still_waiting = _next_while_another_request_holds_the_item(
-        project, member, item, fill_it=False
+        project, member, item, fill_it=fill_it
     )
     assert still_waiting, "a busy item is not 'nothing left': the next waits for it"
-    assert got is not None and got.item_id == item.pk
-    assert fresh(item).human_assigned == 1
-
-
-@pytest.mark.services
-@pytest.mark.django_db(transaction=True)
-def test_a_next_on_postgresql_answers_nothing_left_when_the_busy_last_item_fills_up(
-    make_project: Any, member: Any, set_role: Any
-) -> None:
-    _postgresql_only()
-    project = make_project("busy", items=1, gold_rate=0.0, overlap=2, **ALL_OVERALL)
-    set_role(project, member, "annotator")
-    item = project.items.get()
-    got, still_waiting = _next_while_another_request_holds_the_item(
-        project, member, item, fill_it=True
-    )
-    assert still_waiting
-    assert got is None
-    assert not Assignment.objects.filter(annotator=member).exists()
+    if fill_it:
+        assert got is None
+        assert not Assignment.objects.filter(annotator=member).exists()
+    else:
+        assert got is not None and got.item_id == item.pk
+        assert fresh(item).human_assigned == 1
 
 
 def test_a_next_returns_every_overdue_hold_of_the_project_before_claiming(
