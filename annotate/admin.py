@@ -177,3 +177,20 @@ class LabelRunAdmin(admin.ModelAdmin):
     list_display = ["project", "method", "status", "created_by", "created_at", "finished_at"]
     list_filter = ["status", "method"]
     readonly_fields = ["summary", "error"]
+
+
+@admin.register(models.ReportRun)
+class ReportRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "project",
+        "kind",
+        "labels",
+        "aspect",
+        "rounds",
+        "status",
+        "judgments",
+        "computed_at",
+        "created_by",
+    ]
+    list_filter = ["status", "kind"]
+    readonly_fields = ["payload", "error"]

@@ -381,6 +381,18 @@ class WorkerJob(models.Model):
             finished_at=timezone.now(),
         )
 
+    @classmethod
+    def fail_lost(cls, **filters: Any) -> int:
+        """Mark failed the matching rows still "running" after the task time limit: they lost
+        their worker (the limit kills the task before the row is updated), and a row left
+        running would block every later run. Returns how many were marked."""
+        limit = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+        return cls.objects.filter(status="running", started_at__lt=limit, **filters).update(
+            status="failed",
+            error="no result within the task time limit: the worker was lost",
+            finished_at=timezone.now(),
+        )
+
 
 class JudgeRun(WorkerJob):
     class Status(models.TextChoices):
@@ -746,6 +758,66 @@ class LabelRun(WorkerJob):
 
     def __str__(self) -> str:
         return f"{self.project} final labels by {self.method} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+
+class ReportRun(WorkerJob):
+    """One computation of a quality report or a leaderboard on a worker, and its result.
+
+    Both read every judgment (or label) of the project: seconds to minutes on a large project,
+    too long for a web request. The pages and the API show the latest succeeded row for the
+    parameters asked and poll an active one. The payload is the report as JSON, the same shape
+    the API returns.
+    """
+
+    class Kind(models.TextChoices):
+        QUALITY = "quality", "Quality report"
+        LEADERBOARD = "leaderboard", "Leaderboard"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    ACTIVE = {Status.QUEUED, Status.RUNNING}
+    FINISHED = {Status.SUCCEEDED, Status.FAILED}
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="report_runs")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # Parameters (blank / 0 for the quality report, which has none).
+    labels = models.CharField(max_length=8, blank=True, help_text="final, human or ai")
+    aspect = models.CharField(max_length=64, blank=True)
+    rounds = models.PositiveIntegerField(default=0, help_text="bootstrap rounds")
+    seed = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="percent of the rows read")
+    payload = models.JSONField(default=dict, blank=True)
+    judgments = models.PositiveIntegerField(
+        default=0, help_text="Judgments (or final labels) the report was computed from."
+    )
+    last_judgment_id = models.BigIntegerField(
+        null=True, blank=True, help_text="The project's newest judgment when it was computed."
+    )
+    computed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            # Each run reads the whole project; two of one kind at once only double the load.
+            # The database refuses the second even when two requests check at the same moment.
+            models.UniqueConstraint(
+                fields=["project", "kind"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="report_run_one_active_per_project_kind",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} {self.kind} ({self.status})"
 
     @property
     def is_finished(self) -> bool:

@@ -41,3 +41,13 @@ def compute_final_labels(run_id: int) -> None:
     from annotate.services.labels import label_run_execute
 
     label_run_execute(run_id=run_id)
+
+
+@shared_task(name="annotate.tasks.compute_report")
+def compute_report(run_id: int) -> None:
+    """Compute one ReportRun (a quality report or a leaderboard) and store it on the row; a row
+    that is gone or already finished is left alone. No automatic retry, as for final labels: a
+    failure is recorded on the row and shown, and the page offers to compute again."""
+    from annotate.services.reports import report_run_execute
+
+    report_run_execute(run_id=run_id)

@@ -33,14 +33,13 @@ import logging
 import math
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from itertools import combinations, groupby
 from typing import Any, NamedTuple
 
 import numpy as np
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Count, TextField
@@ -567,19 +566,6 @@ def _busy_message(run: LabelRun) -> str:
     )
 
 
-def _fail_lost_runs(project: Project) -> None:
-    """A run still "running" after the task time limit lost its worker (the limit kills the task
-    before the row is updated): mark it failed, or it would block every later run."""
-    limit = timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
-    LabelRun.objects.filter(
-        project=project, status=LabelRun.Status.RUNNING, started_at__lt=limit
-    ).update(
-        status=LabelRun.Status.FAILED,
-        error="no result within the task time limit: the worker was lost",
-        finished_at=timezone.now(),
-    )
-
-
 def label_run_start(
     *, project: Project, method: str = "majority", user: Any = None, enqueue: bool = True
 ) -> LabelRun:
@@ -589,7 +575,7 @@ def label_run_start(
     constraint on the row settles two requests that check at the same moment.
     """
     _check_method(method)
-    _fail_lost_runs(project)
+    LabelRun.fail_lost(project=project)  # a lost run would block every later one
     try:
         with transaction.atomic():
             run = LabelRun.objects.create(project=project, method=method, created_by=user)
@@ -847,7 +833,12 @@ def _annotator_names(keys: Iterable[str]) -> dict[str, str]:
 
 
 def quality_report(
-    *, project: Project, min_shared: int = 5, max_kappa_pairs: int = 200, disputed: int = 20
+    *,
+    project: Project,
+    min_shared: int = 5,
+    max_kappa_pairs: int = 200,
+    disputed: int = 20,
+    progress: Callable[[int], None] | None = None,
 ) -> QualityReport:
     """Agreement over the whole project in one streaming pass over its judgments.
 
@@ -860,9 +851,13 @@ def quality_report(
     - Each annotator: gold accuracy (pair directions against the gold label, first aspect),
       agreement with the consensus of the *other* humans (leave-one-out, so one's own vote does
       not inflate it) and median time.
+
+    `progress`, when given, is called with the number of judgments read so far, every
+    READ_CHUNK or so (a worker records it for the page).
     """
     k, task_type = project.num_responses, project.task_type
     report = QualityReport(project_id=project.pk)
+    reported = 0
     judge_names = dict(Judge.objects.values_list("pk", "name"))
     domain = _alpha_domain(task_type, k)
     value_index = {v: n for n, v in enumerate(domain)}
@@ -879,6 +874,11 @@ def quality_report(
         report.units += 1
         report.human_judgments += len(unit.humans)
         report.ai_judgments += len(unit.ais)
+        if progress is not None:
+            read = report.human_judgments + report.ai_judgments
+            if read - reported >= READ_CHUNK:
+                progress(read)
+                reported = read
         # Alpha: one row of value counts per sub-unit.
         if len(unit.humans) >= 2:
             counts: dict[int, np.ndarray] = {}

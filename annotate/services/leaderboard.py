@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +35,7 @@ ELO_SCALE = 400 / math.log(10)
 ELO_BASE = 1000.0
 REGULARISATION = 0.01  # keeps a model that never lost (or never won) at a finite rating
 MAX_PL_WORK = 2_000_000  # labels × bootstrap rounds for Plackett–Luce (pure-Python choix)
+PROGRESS_EVERY = 5000
 
 
 class LeaderboardError(ValueError):
@@ -186,8 +187,13 @@ def leaderboard_compute(
     aspect: str | None = None,
     rounds: int = 200,
     seed: int = 0,
+    progress: Callable[[int], None] | None = None,
 ) -> Leaderboard:
-    """Rate the models behind the project's responses (see the module doc)."""
+    """Rate the models behind the project's responses (see the module doc).
+
+    `progress`, when given, is called with the number of labels read so far, every
+    PROGRESS_EVERY labels (a worker records it for the page).
+    """
     from openskill.models import PlackettLuce
 
     if labels not in LABEL_SOURCES:
@@ -209,7 +215,9 @@ def leaderboard_compute(
     matches: list[tuple[tuple[int, ...], list[int]]] = []  # per label, for openskill
     use_pl = project.task_type != verdicts.PAIRWISE
 
-    for item_id, task_type, value in _labels(project, labels, aspect):
+    for read, (item_id, task_type, value) in enumerate(_labels(project, labels, aspect), 1):
+        if progress is not None and read % PROGRESS_EVERY == 0:
+            progress(read)
         names = models_of.get(item_id)
         if not names or "" in names or len(set(names)) != len(names):
             board.labels_skipped += 1
