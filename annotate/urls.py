@@ -61,7 +61,25 @@ urlpatterns = [
         quality_views.quality_label_run,
         name="quality_label_run",
     ),
+    path(
+        "p/<slug:slug>/quality/report/compute/",
+        quality_views.quality_report_compute,
+        name="quality_report_compute",
+    ),
+    path(
+        "p/<slug:slug>/quality/report/run/",
+        quality_views.quality_report_run,
+        name="quality_report_run",
+    ),
     path("p/<slug:slug>/leaderboard/", leaderboard_views.leaderboard, name="leaderboard"),
+    path(
+        "p/<slug:slug>/leaderboard/compute/",
+        leaderboard_views.leaderboard_compute,
+        name="leaderboard_compute",
+    ),
+    path(
+        "p/<slug:slug>/leaderboard/run/", leaderboard_views.leaderboard_run, name="leaderboard_run"
+    ),
     path("p/<slug:slug>/exports/", export_views.exports, name="exports"),
     path("p/<slug:slug>/exports/list/", export_views.export_list, name="export_list"),
     path("p/<slug:slug>/exports/<id:export_id>/", export_views.export_detail, name="export_detail"),

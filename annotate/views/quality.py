@@ -12,13 +12,21 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from annotate.access import RESEARCH, project_for
+from annotate.models import ReportRun
 from annotate.services.labels import (
     METHODS,
     LabelsError,
     label_run_latest,
     label_run_start,
     labels_summary,
-    quality_report,
+)
+from annotate.services.reports import (
+    ReportError,
+    report_ensure,
+    report_latest,
+    report_params,
+    report_run_latest,
+    report_run_start,
 )
 
 CHART_W, CHART_H = 720, 140
@@ -51,20 +59,65 @@ def _bars(points: list[tuple[date, float]], *, max_value: float | None = None) -
     }
 
 
+def _points(rows: list[dict], key: str, value: str) -> list[tuple[date, float]]:
+    """A stored report's series (ISO dates in JSON) back as (date, value) for `_bars`."""
+    return [(date.fromisoformat(row[key]), row[value]) for row in rows]
+
+
 @login_required
 def quality(request: HttpRequest, slug: str) -> HttpResponse:
+    """The latest stored quality report; computing it runs on a worker, never in the request.
+    Opening the page starts a run when there is no report yet or the data changed since."""
     project, _ = project_for(request.user, slug, need=RESEARCH)
-    report = quality_report(project=project)
+    params = report_params(project=project, kind=ReportRun.Kind.QUALITY)
+    report_ensure(project=project, params=params, user=request.user)
+    stored = report_latest(project=project, params=params)
+    report = stored.payload if stored else None
     context = {
         "project": project,
+        "stored": stored,
         "report": report,
+        "report_run": report_run_latest(project=project, kind=ReportRun.Kind.QUALITY),
         "labels": labels_summary(project=project),
         "methods": METHODS,
         "label_run": label_run_latest(project=project),
-        "per_day": _bars(report.per_day[-90:]),
-        "per_week": _bars(report.per_week_agreement[-52:], max_value=1.0),
+        "per_day": _bars(_points(report["per_day"], "day", "judgments")[-90:]) if report else None,
+        "per_week": (
+            _bars(_points(report["per_week_agreement"], "week", "agreement")[-52:], max_value=1.0)
+            if report
+            else None
+        ),
     }
     return render(request, "annotate/quality.html", context)
+
+
+@login_required
+@require_POST
+def quality_report_compute(request: HttpRequest, slug: str) -> HttpResponse:
+    """Start (re)computing the quality report on a worker; the page then follows the run."""
+    project, _ = project_for(request.user, slug, need=RESEARCH)
+    try:
+        run = report_run_start(
+            project=project, params={"kind": ReportRun.Kind.QUALITY}, user=request.user
+        )
+    except ReportError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Computing the quality report (run #{run.pk}).")
+    return redirect("quality", project.slug)
+
+
+@login_required
+def quality_report_run(request: HttpRequest, slug: str) -> HttpResponse:
+    """The latest quality-report run; HTMX polls it while it runs and stops (286) when done."""
+    project, _ = project_for(request.user, slug, need=RESEARCH)
+    run = report_run_latest(project=project, kind=ReportRun.Kind.QUALITY)
+    response = render(
+        request, "annotate/quality.html#report_run", {"project": project, "report_run": run}
+    )
+    if request.htmx and (run is None or run.is_finished):
+        return HttpResponseStopPolling(response.content)
+    return response
 
 
 @login_required
