@@ -17,15 +17,23 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotate.access import RESEARCH, project_for
+from annotate.api.reports import (
+    BUSY,
+    NOT_COMPUTED,
+    REPORT_META,
+    ReportRunOutput,
+    start_report_response,
+    stored_report_response,
+)
 from annotate.api.serializers import FinalLabelOutput, paginate, paginated_schema
-from annotate.models import FinalLabel, LabelRun
+from annotate.models import FinalLabel, LabelRun, ReportRun
 from annotate.services.labels import (
     METHODS,
     LabelRunBusy,
     LabelsError,
     label_run_start,
-    quality_report,
 )
+from annotate.services.reports import report_params
 
 
 class FinalLabelListApi(APIView):
@@ -135,26 +143,41 @@ class LabelRunDetailApi(APIView):
         return Response(LabelRunOutput(run, context={"request": request}).data)
 
 
+AGREEMENT_REPORT = inline_serializer(
+    name="AgreementReport",
+    fields={
+        "units": serializers.IntegerField(),
+        "human_judgments": serializers.IntegerField(),
+        "ai_judgments": serializers.IntegerField(),
+        "alpha": serializers.DictField(child=serializers.FloatField(allow_null=True)),
+        "alpha_units": serializers.DictField(child=serializers.IntegerField()),
+        "kappas": serializers.ListField(child=serializers.DictField()),
+        "annotators": serializers.ListField(child=serializers.DictField()),
+        "judges": serializers.ListField(child=serializers.DictField()),
+        "per_day": serializers.ListField(child=serializers.DictField()),
+        "per_week_agreement": serializers.ListField(child=serializers.DictField()),
+        "disputed": serializers.ListField(child=serializers.DictField()),
+        **REPORT_META,
+    },
+)
+
+
 class AgreementApi(APIView):
     @extend_schema(
-        responses=inline_serializer(
-            name="AgreementReport",
-            fields={
-                "units": serializers.IntegerField(),
-                "human_judgments": serializers.IntegerField(),
-                "ai_judgments": serializers.IntegerField(),
-                "alpha": serializers.DictField(child=serializers.FloatField(allow_null=True)),
-                "alpha_units": serializers.DictField(child=serializers.IntegerField()),
-                "kappas": serializers.ListField(child=serializers.DictField()),
-                "annotators": serializers.ListField(child=serializers.DictField()),
-                "judges": serializers.ListField(child=serializers.DictField()),
-                "per_day": serializers.ListField(child=serializers.DictField()),
-                "per_week_agreement": serializers.ListField(child=serializers.DictField()),
-                "disputed": serializers.ListField(child=serializers.DictField()),
-            },
-        ),
-        summary="Agreement: Krippendorff's alpha, Cohen's kappa, judges vs humans, gold accuracy",
+        responses={200: AGREEMENT_REPORT, 404: NOT_COMPUTED},
+        summary="Agreement: Krippendorff's alpha, Cohen's kappa, judges vs humans, gold accuracy"
+        " (the latest stored report)",
     )
     def get(self, request: Request, slug: str) -> Response:
         project, _ = project_for(request.user, slug, need=RESEARCH)
-        return Response(quality_report(project=project).as_dict())
+        params = report_params(project=project, kind=ReportRun.Kind.QUALITY)
+        return stored_report_response(request, project, params, "the agreement report")
+
+    @extend_schema(
+        request=None,
+        responses={202: ReportRunOutput, 409: BUSY},
+        summary="Start (re)computing the agreement report (runs on a worker)",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        project, _ = project_for(request.user, slug, need=RESEARCH)
+        return start_report_response(request, project, {"kind": ReportRun.Kind.QUALITY})

@@ -12,6 +12,7 @@ from annotate.api import judge_runs as judge_run_api
 from annotate.api import judgments as judgment_api
 from annotate.api import labels as label_api
 from annotate.api import leaderboard as leaderboard_api
+from annotate.api import reports as report_api
 from annotate.api import routing as routing_api
 
 urlpatterns = [
@@ -86,6 +87,11 @@ urlpatterns = [
         name="api-label-run",
     ),
     path("projects/<slug:slug>/agreement/", label_api.AgreementApi.as_view(), name="api-agreement"),
+    path(
+        "projects/<slug:slug>/reports/runs/<id:run_id>/",
+        report_api.ReportRunDetailApi.as_view(),
+        name="api-report-run",
+    ),
     path("projects/<slug:slug>/exports/", export_api.ExportListApi.as_view(), name="api-exports"),
     path(
         "projects/<slug:slug>/exports/<id:export_id>/",

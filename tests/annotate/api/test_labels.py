@@ -4,8 +4,9 @@ from typing import Any
 
 import pytest
 
-from annotate.models import FinalLabel, Judgment, LabelRun
+from annotate.models import FinalLabel, Judgment, LabelRun, ReportRun
 from annotate.services import labels as labels_service
+from annotate.services import reports as reports_service
 from config.celery import app as celery_app
 from tests.annotate.api.clients import token_client
 
@@ -130,27 +131,95 @@ def test_labels_list_with_provenance_and_filters(
     assert client.get(f"/api/projects/{judged.slug}/labels/?min_agreement=abc").status_code == 400
 
 
-def test_agreement_reports_alpha_annotators_and_disputes(
+def test_agreement_returns_the_stored_report_alpha_annotators_and_disputes(
     owner: Any, judged: Any, eager: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     client = token_client(owner)
     compute(client, judged, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        started = client.post(f"/api/projects/{judged.slug}/agreement/", {}, format="json")
+    assert started.status_code == 202
+    run = started.json()
+    assert run["kind"] == "quality" and run["status"] == "queued"
+    assert run["url"] == f"http://testserver/api/projects/{judged.slug}/reports/runs/{run['id']}/"
+    detail = client.get(run["url"]).json()
+    assert detail["status"] == "succeeded" and detail["progress"] == 100
     body = client.get(f"/api/projects/{judged.slug}/agreement/").json()
     assert set(body["alpha"]) == set(judged.aspects)
     assert {a["annotator"] for a in body["annotators"]} == {"x", "y"}
     assert body["disputed"][0]["external_id"] == "0"
+    assert body["judgments"] == 10 and body["computed_at"] and body["run"] == run["id"]
+    assert body["stale"] is False
+
+
+def test_agreement_before_any_report_is_a_404_that_says_so(owner: Any, judged: Any) -> None:
+    response = token_client(owner).get(f"/api/projects/{judged.slug}/agreement/")
+    assert response.status_code == 404
+    assert "not computed yet" in response.json()["detail"] and response.json()["run"] is None
+    assert not ReportRun.objects.exists()  # a GET starts nothing
+
+
+def test_agreement_post_does_not_compute_inside_the_request(
+    owner: Any, judged: Any, monkeypatch: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    queued: list[int] = []
+    monkeypatch.setattr(reports_service, "_enqueue", queued.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = token_client(owner).post(f"/api/projects/{judged.slug}/agreement/")
+    assert response.status_code == 202 and queued == [response.json()["id"]]
+    assert ReportRun.objects.get().payload == {}
+    busy = token_client(owner).post(f"/api/projects/{judged.slug}/agreement/")
+    assert busy.status_code == 409 and f"run #{queued[0]}" in busy.json()["detail"]
+
+
+def test_a_failed_report_run_shows_its_error(owner: Any, judged: Any, monkeypatch: Any) -> None:
+    def boom(**kwargs: Any) -> Any:
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(reports_service, "quality_report", boom)
+    run = reports_service.report_run_start(
+        project=judged, params={"kind": "quality"}, enqueue=False
+    )
+    reports_service.report_run_execute(run_id=run.pk)
+    client = token_client(owner)
+    body = client.get(f"/api/projects/{judged.slug}/reports/runs/{run.pk}/").json()
+    assert body["status"] == "failed" and body["error"] == "RuntimeError: out of memory"
+    missing = client.get(f"/api/projects/{judged.slug}/agreement/")
+    assert missing.status_code == 404 and missing.json()["run"]["status"] == "failed"
+
+
+def test_a_report_run_of_another_project_is_a_404(
+    owner: Any, judged: Any, make_project: Any
+) -> None:
+    other = reports_service.report_run_start(
+        project=make_project("other"), params={"kind": "quality"}, enqueue=False
+    )
+    client = token_client(owner)
+    assert client.get(f"/api/projects/{judged.slug}/reports/runs/{other.pk}/").status_code == 404
 
 
 @pytest.mark.parametrize(
-    "method, path", [("get", "labels/"), ("post", "labels/compute/"), ("get", "agreement/")]
+    "method, path",
+    [
+        ("get", "labels/"),
+        ("post", "labels/compute/"),
+        ("get", "agreement/"),
+        ("post", "agreement/"),
+        ("get", "reports/runs/{run}/"),
+    ],
 )
 def test_annotators_are_forbidden_and_outsiders_see_nothing(
     member: Any, outsider: Any, judged: Any, method: str, path: str
 ) -> None:
-    url = f"/api/projects/{judged.slug}/{path}"
+    stored = reports_service.report_run_start(
+        project=judged, params={"kind": "quality"}, enqueue=False
+    )
+    reports_service.report_run_execute(run_id=stored.pk)
+    url = f"/api/projects/{judged.slug}/{path.format(run=stored.pk)}"
     assert getattr(token_client(member), method)(url, {}, format="json").status_code == 403
     assert getattr(token_client(outsider), method)(url, {}, format="json").status_code == 404
     assert not FinalLabel.objects.exists() and not LabelRun.objects.exists()
+    assert ReportRun.objects.get() == stored
 
 
 def test_researchers_may_compute(member: Any, set_role: Any, judged: Any, monkeypatch: Any) -> None:

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from rest_framework.authtoken.models import Token
 
 from annotate.models import Judge, Judgment
-from annotate.services import exports, labels
+from annotate.services import exports, labels, reports
 from annotate.services.labels import final_labels_compute
 
 pytestmark = pytest.mark.django_db
@@ -60,6 +60,9 @@ def seeded(project: Any, owner: Any) -> tuple[Any, str, dict[str, int]]:
     final_labels_compute(project=project)
     label_run = labels.label_run_start(project=project, enqueue=False)
     labels.label_run_execute(run_id=label_run.pk)
+    for params in ({"kind": "quality"}, {"kind": "leaderboard"}):  # stored reports to return
+        report = reports.report_run_start(project=project, params=params, enqueue=False)
+        reports.report_run_execute(run_id=report.pk)
     export = exports.export_create(project=project, shape="dpo", file_format="jsonl", enqueue=False)
     exports.export_run(export=exports.export_claim(export_id=export.pk))
     return (
