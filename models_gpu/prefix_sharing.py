@@ -22,6 +22,7 @@ that header once per process.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -68,6 +69,7 @@ class PrefixSharingScorer:
         self.device = device
         self._ids: list[int] = []  # the tokens whose keys/values `_cache` holds
         self._cache: Any = None
+        self._cache_keyword = _cache_argument(model)
         # Tokens actually run through the model since creation (for benchmarks).
         self.computed_tokens = 0
 
@@ -138,7 +140,7 @@ class PrefixSharingScorer:
         kwargs = {
             "input_ids": input_ids,
             "position_ids": positions,
-            "past_key_values": self._cache,
+            self._cache_keyword: self._cache,
             "use_cache": True,
         }
         try:
@@ -146,6 +148,15 @@ class PrefixSharingScorer:
         except TypeError:  # older architectures without logits_to_keep
             out = self.model(**kwargs)
         self.computed_tokens += len(rest)
-        self._cache = out.past_key_values
+        cache = getattr(out, "cache", None)
+        self._cache = cache if cache is not None else out.past_key_values
         self._ids = seq
         return out.logits[0, -1]
+
+
+def _cache_argument(model: Any) -> str:
+    """The keyword a model's forward takes its KV cache by: `cache` in transformers ≥ 5.2x
+    (`past_key_values` there is deprecated, with a warning on every call), `past_key_values`
+    before."""
+    parameters = inspect.signature(type(model).forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
