@@ -77,6 +77,18 @@ def test_it_never_computes_in_the_request(
     assert 'id="report-run"' in html and "hx-get" in html
 
 
+def test_while_another_selection_runs_the_page_says_so_and_starts_nothing(
+    client: Any, owner: Any, rated: Any
+) -> None:
+    busy = reports_service.report_run_start(
+        project=rated, params={"kind": "leaderboard", "labels": "human"}, enqueue=False
+    )
+    client.force_login(owner)
+    html = client.get(url(rated, labels="ai")).content.decode()
+    assert f"Another leaderboard of this project is being computed now (run #{busy.pk})" in html
+    assert list(ReportRun.objects.values_list("pk", flat=True)) == [busy.pk]
+
+
 def test_a_bad_choice_shows_an_error_not_a_crash(client: Any, owner: Any, rated: Any) -> None:
     client.force_login(owner)
     response = client.get(url(rated, labels="crowd", rounds="many"))
