@@ -585,16 +585,28 @@ class Judgment(models.Model):
         return verdicts.to_preferences(self.task_type, self.value, k=k)
 
 
-class RoutingRun(models.Model):
-    """One routing decision over a project: a policy, a budget, and the items it sent to humans."""
+class RoutingRun(WorkerJob):
+    """One routing decision over a project: a policy, a budget, and the items it sent to humans.
+
+    Computing the preview reads every item and AI judgment of the project (about 9 s at 50,000
+    items on PostgreSQL, more with MiniLM embeddings), so a worker computes it: the row is
+    queued, then running, then a preview (its decisions written) or failed; applying it is a
+    separate, short step.
+    """
 
     class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
         PREVIEW = "preview"
         APPLIED = "applied"
+        FAILED = "failed"
+
+    ACTIVE = {Status.QUEUED, Status.RUNNING}
+    FINISHED = {Status.PREVIEW, Status.APPLIED, Status.FAILED}
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="routing_runs")
     policy = models.CharField(max_length=32)
-    policy_version = models.CharField(max_length=32)
+    policy_version = models.CharField(max_length=32, blank=True)
     budget_kind = models.CharField(
         max_length=16,
         default="judgments",
@@ -602,23 +614,38 @@ class RoutingRun(models.Model):
     )
     budget = models.FloatField(validators=[MinValueValidator(0.0)])
     cost_per_judgment = models.FloatField(default=0.0, validators=[MinValueValidator(0.0)])
+    seed = models.PositiveIntegerField(default=0)
+    embed = models.BooleanField(
+        default=False, help_text="Features include MiniLM embeddings of the responses."
+    )
     human_items = models.PositiveIntegerField(default=0)
     estimate = models.JSONField(
         default=dict, blank=True, help_text="Estimated accuracy / predicted score and the curve."
     )
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PREVIEW)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="percent of the work done")
     seconds = models.FloatField(default=0.0)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
     applied_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # Each preview reads the whole project; a second at once only doubles the load
+            # (and a double click would queue two). The database refuses the second even when
+            # two requests check at the same moment.
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="routing_run_one_active_per_project",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.project} {self.policy} budget={self.budget:g} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
 
 
 class RoutingDecision(models.Model):

@@ -51,3 +51,13 @@ def compute_report(run_id: int) -> None:
     from annotate.services.reports import report_run_execute
 
     report_run_execute(run_id=run_id)
+
+
+@shared_task(name="annotate.tasks.compute_routing_preview")
+def compute_routing_preview(run_id: int) -> None:
+    """Compute one RoutingRun's preview (scores, decisions, curve) and store it on the row; a
+    row that is gone or already finished is left alone. No automatic retry: a failure is
+    recorded on the row and shown, and the page offers to preview again."""
+    from annotate.services.routing import routing_run_execute
+
+    routing_run_execute(run_id=run_id)

@@ -7,16 +7,24 @@ count as already routed, and the budget is the project's total, so they use part
 
 Labels are read on the project's first aspect (its "overall" question): one routing decision
 per item, whatever the number of aspects.
+
+Computing a preview reads every item and AI judgment and builds text features (about 9 s at
+50,000 items on PostgreSQL, far more with MiniLM embeddings), so the page and the API only
+start it (`routing_run_start`, one active run per project, enforced by a partial unique
+constraint) and a Celery task on the `default` queue runs `routing_run_execute`. The `route`
+command computes in-process through the same two functions (`routing_preview`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -28,8 +36,15 @@ DEFAULT_HUMAN_ACCURACY = 0.9  # used until enough items have two human labels to
 MIN_AGREEMENT_PAIRS = 20
 
 
+log = logging.getLogger(__name__)
+
+
 class RoutingError(Exception):
     """A routing run cannot be made (no AI labels yet, a bad budget, an unknown policy …)."""
+
+
+class RoutingRunBusy(RoutingError):
+    """A routing preview is already being computed for the project."""
 
 
 @dataclass
@@ -74,10 +89,18 @@ def _probs_of(judgment: dict[str, Any], task_type: str) -> tuple[list[float], li
     return main, None
 
 
-def routing_pool(*, project: Project, embed: bool = False) -> ProjectPool:
+def _aspect(project: Project) -> str:
+    return project.aspects[0] if project.aspects else "overall"
+
+
+def routing_pool(
+    *, project: Project, embed: bool = False, progress: Callable[[int], None] | None = None
+) -> ProjectPool:
     """Everything a policy may read about the project's items: texts, AI verdicts, human labels
-    of started items (never of items that were not sent to humans)."""
-    aspect = project.aspects[0] if project.aspects else "overall"
+    of started items (never of items that were not sent to humans). `progress` is told a rough
+    percent of the whole preview after each step."""
+    report = progress or (lambda percent: None)
+    aspect = _aspect(project)
     rows = list(
         Item.objects.filter(project=project)
         .order_by("pk")
@@ -87,6 +110,7 @@ def routing_pool(*, project: Project, embed: bool = False) -> ProjectPool:
         raise RoutingError("the project has no items")
     index = {pk: i for i, (pk, *_) in enumerate(rows)}
     n = len(rows)
+    report(20)
 
     ai = Judgment.objects.filter(
         item__project=project, kind=Judgment.Kind.AI, aspect=aspect, judge__isnull=False
@@ -107,6 +131,7 @@ def routing_pool(*, project: Project, embed: bool = False) -> ProjectPool:
             "no AI verdicts yet: run a judge (or import a judge's labels) before routing"
         )
     names = sorted(by_judge)
+    report(45)
     judges = [
         routing.JudgeVerdicts(name, p, sw if has_sw else None)
         for name, (p, sw, has_sw) in ((name, by_judge[name]) for name in names)
@@ -139,6 +164,7 @@ def routing_pool(*, project: Project, embed: bool = False) -> ProjectPool:
         agreement = routing.pairwise_agreement(np.array(label_matrix))
         human_accuracy = routing.human_accuracy_from_agreement(agreement)
 
+    report(50)
     texts = [_texts(prompt, responses) for _, prompt, responses, _ in rows]
     pool = routing.build_pool(
         prompts=[t[0] for t in texts],
@@ -148,6 +174,7 @@ def routing_pool(*, project: Project, embed: bool = False) -> ProjectPool:
         tags=_tag_columns([tags for *_, tags in rows]),
         embedder=routing.minilm_embedder() if embed else None,
     )
+    report(80)
     return ProjectPool(
         item_ids=np.array([pk for pk, *_ in rows]),
         pool=pool,
@@ -191,7 +218,33 @@ def routing_budget_items(
     return spec.items(available)
 
 
-def routing_preview(
+def _check_request(
+    *, project: Project, policy: str, budget: float, budget_kind: str, cost_per_judgment: float
+) -> None:
+    """Refuse at once what the worker would refuse (cheap queries only): an unknown policy, a
+    bad budget, a project with no items or no AI verdicts yet."""
+    if policy not in POLICIES:
+        raise RoutingError(f"policy {policy!r} is not one of {', '.join(POLICIES)}")
+    n = project.items.count()
+    if not n:
+        raise RoutingError("the project has no items")
+    routing_budget_items(
+        project=project,
+        budget_kind=budget_kind,
+        budget=budget,
+        cost_per_judgment=cost_per_judgment,
+        available=n,
+    )
+    has_ai = Judgment.objects.filter(
+        item__project=project, kind=Judgment.Kind.AI, aspect=_aspect(project), judge__isnull=False
+    ).exists()
+    if not has_ai:
+        raise RoutingError(
+            "no AI verdicts yet: run a judge (or import a judge's labels) before routing"
+        )
+
+
+def routing_run_start(
     *,
     project: Project,
     policy: str,
@@ -201,24 +254,81 @@ def routing_preview(
     user: Any = None,
     seed: int = 0,
     embed: bool = False,
+    enqueue: bool = True,
 ) -> RoutingRun:
-    """Score every item with `policy`, choose the items the budget sends to humans, and record
-    the run, one decision per item, and the estimated-accuracy curve. Nothing is applied yet."""
-    if policy not in POLICIES:
-        raise RoutingError(f"policy {policy!r} is not one of {', '.join(POLICIES)}")
-    pp = routing_pool(project=project, embed=embed)
+    """Record a preview of `policy` under the budget and queue it once the row is committed.
+
+    Refuses (RoutingRunBusy) while another preview of the project is queued or running: the
+    unique constraint on the row settles two requests that check at once.
+    """
+    _check_request(
+        project=project,
+        policy=policy,
+        budget=budget,
+        budget_kind=budget_kind,
+        cost_per_judgment=cost_per_judgment,
+    )
+    RoutingRun.fail_lost(project=project)
+    try:
+        with transaction.atomic():
+            run = RoutingRun.objects.create(
+                project=project,
+                policy=policy,
+                budget_kind=budget_kind,
+                budget=budget,
+                cost_per_judgment=cost_per_judgment,
+                seed=seed,
+                embed=embed,
+                created_by=user,
+            )
+    except IntegrityError:  # routing_run_one_active_per_project
+        active = RoutingRun.objects.filter(project=project, status__in=RoutingRun.ACTIVE).first()
+        raise RoutingRunBusy(
+            f"a routing preview is already being computed (run #{active.pk}, {active.status}); "
+            "wait for it to finish"
+            if active
+            else "a routing preview is already being computed"
+        ) from None
+    if enqueue:
+        transaction.on_commit(lambda: _enqueue(run.pk))
+    return run
+
+
+def _enqueue(run_id: int) -> None:
+    from annotate.tasks import compute_routing_preview
+
+    compute_routing_preview.delay(run_id)
+
+
+class _Superseded(Exception):
+    """Another delivery of the same task finished the run first."""
+
+
+def _progress(run_id: int) -> Callable[[int], None]:
+    def report(percent: int) -> None:
+        RoutingRun.objects.filter(pk=run_id).update(progress=percent)
+
+    return report
+
+
+def _compute(run: RoutingRun) -> None:
+    """Score every item with the run's policy, choose the items the budget sends to humans, and
+    store the decisions (one per item) and the estimated-accuracy curve on the run."""
+    project = run.project
+    progress = _progress(run.pk)
+    pp = routing_pool(project=project, embed=run.embed, progress=progress)
     n = len(pp.item_ids)
     total_items = routing_budget_items(
         project=project,
-        budget_kind=budget_kind,
-        budget=budget,
-        cost_per_judgment=cost_per_judgment,
+        budget_kind=run.budget_kind,
+        budget=run.budget,
+        cost_per_judgment=run.cost_per_judgment,
         available=n,
     )
     started = int(pp.started.sum())
     new_items = max(0, total_items - started)
     try:
-        chooser = routing.make_policy(policy, seed=seed)
+        chooser = routing.make_policy(run.policy, seed=run.seed)
     except ValueError as exc:
         raise RoutingError(str(exc)) from None
     result = chooser.route(pp.pool, new_items, routed=pp.started, human_labels=pp.human_labels)
@@ -232,7 +342,7 @@ def routing_preview(
         p_ai,
         pp.human_accuracy,
         chosen_items=started + len(result.chosen),
-        policy=policy,
+        policy=run.policy,
     )
     estimate = {
         **curve.to_dict(),
@@ -241,38 +351,107 @@ def routing_preview(
         "started": started,
         "info": {k: v for k, v in result.info.items() if isinstance(v, (int, float, str, bool))},
     }
+    progress(90)
     human = result.human_mask | pp.started
+    order = {int(i): rank for rank, i in enumerate(ranking)}
+    decisions = []
+    for i in range(n):
+        reason = result.reason(i) if human[i] and not pp.started[i] else {}
+        if pp.started[i]:
+            reason = {"started by annotators": 1.0}
+        decisions.append(
+            RoutingDecision(
+                run_id=run.pk,
+                item_id=int(pp.item_ids[i]),
+                route=Item.Route.HUMAN if human[i] else Item.Route.AI,
+                score=float(result.scores[i]),
+                rank=order[i],
+                reason=reason,
+            )
+        )
     with transaction.atomic():
-        run = RoutingRun.objects.create(
-            project=project,
-            policy=policy,
+        # The row lock makes a second delivery of the task (acks_late) wait here, then find the
+        # run finished and write nothing, instead of failing on the decisions' unique constraint.
+        locked = RoutingRun.objects.select_for_update().get(pk=run.pk)
+        if locked.status != RoutingRun.Status.RUNNING:
+            raise _Superseded
+        RoutingDecision.objects.bulk_create(decisions, batch_size=5000)
+        RoutingRun.objects.filter(pk=run.pk).update(
+            status=RoutingRun.Status.PREVIEW,
             policy_version=result.version,
-            budget_kind=budget_kind,
-            budget=budget,
-            cost_per_judgment=cost_per_judgment,
             human_items=int(human.sum()),
             estimate=estimate,
             seconds=result.seconds,
-            created_by=user,
+            progress=100,
+            error="",
+            finished_at=timezone.now(),
         )
-        order = {int(i): rank for rank, i in enumerate(ranking)}
-        decisions = []
-        for i in range(n):
-            reason = result.reason(i) if human[i] and not pp.started[i] else {}
-            if pp.started[i]:
-                reason = {"started by annotators": 1.0}
-            decisions.append(
-                RoutingDecision(
-                    run=run,
-                    item_id=int(pp.item_ids[i]),
-                    route=Item.Route.HUMAN if human[i] else Item.Route.AI,
-                    score=float(result.scores[i]),
-                    rank=order[i],
-                    reason=reason,
-                )
-            )
-        RoutingDecision.objects.bulk_create(decisions, batch_size=5000)
+
+
+def routing_run_execute(*, run_id: int) -> RoutingRun | None:
+    """Compute the run's preview and store it, or record on the row why it failed.
+
+    None (nothing done) when the row is gone or already finished. A row still "running" is run
+    again: a redelivery after its worker was lost; the decisions are written in the same
+    transaction that finishes the row, so a lost run left none behind.
+    """
+    claimed = RoutingRun.objects.filter(pk=run_id, status__in=RoutingRun.ACTIVE).update(
+        status=RoutingRun.Status.RUNNING, started_at=timezone.now(), progress=0
+    )
+    if not claimed:
+        return None
+    run = RoutingRun.objects.select_related("project").get(pk=run_id)
+    try:
+        _compute(run)
+    except _Superseded:
+        pass
+    except RoutingError as exc:  # a fact about the data, worded for the page: no type name
+        RoutingRun.objects.filter(pk=run_id, status=RoutingRun.Status.RUNNING).update(
+            status=RoutingRun.Status.FAILED, error=str(exc), finished_at=timezone.now()
+        )
+    except Exception as exc:
+        log.exception("routing run %s failed", run_id)
+        RoutingRun.mark_failed(run_id, exc)
+    run.refresh_from_db()
     return run
+
+
+def routing_preview(
+    *,
+    project: Project,
+    policy: str,
+    budget: float,
+    budget_kind: str = "judgments",
+    cost_per_judgment: float = 0.0,
+    user: Any = None,
+    seed: int = 0,
+    embed: bool = False,
+) -> RoutingRun:
+    """Start a preview and compute it here, in this process (the `route` command, tests).
+
+    Raises RoutingError with the run's message when it fails; the failed run stays recorded.
+    """
+    run = routing_run_start(
+        project=project,
+        policy=policy,
+        budget=budget,
+        budget_kind=budget_kind,
+        cost_per_judgment=cost_per_judgment,
+        user=user,
+        seed=seed,
+        embed=embed,
+        enqueue=False,
+    )
+    done = routing_run_execute(run_id=run.pk)
+    assert done is not None  # the row was just created queued; nothing else claims it here
+    if done.status == RoutingRun.Status.FAILED:
+        raise RoutingError(done.error)
+    return done
+
+
+def routing_run_latest(*, project: Project) -> RoutingRun | None:
+    """The project's newest routing run, whatever its status."""
+    return RoutingRun.objects.filter(project=project).order_by("-created_at", "-pk").first()
 
 
 def routing_apply(*, run: RoutingRun, user: Any = None) -> dict[str, int]:
@@ -286,8 +465,11 @@ def routing_apply(*, run: RoutingRun, user: Any = None) -> dict[str, int]:
         # judgments (whose foreign-key checks share-lock the project row) are not blocked by it
         # while this waits for their item rows: that was a deadlock.
         Project.objects.select_for_update(no_key=True).get(pk=project.pk)
-        if RoutingRun.objects.filter(pk=run.pk, status=RoutingRun.Status.APPLIED).exists():
+        status = RoutingRun.objects.filter(pk=run.pk).values_list("status", flat=True).first()
+        if status == RoutingRun.Status.APPLIED:
             raise RoutingError("this routing run was applied already")
+        if status != RoutingRun.Status.PREVIEW:
+            raise RoutingError(f"this routing run is {status}, not a finished preview")
         started = Q(human_assigned__gt=0) | Q(human_done__gt=0)
         human_ids = run.decisions.filter(route=Item.Route.HUMAN).values("item_id")
         to_human = (

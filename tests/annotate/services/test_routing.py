@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+import numpy as np
 import pytest
+from django.utils import timezone
 
 from annotate.models import Assignment, Item, Judge, Judgment, RoutingRun
 from annotate.services import routing
+from config.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db
 
@@ -96,3 +100,154 @@ def test_the_estimate_holds_a_curve_with_the_chosen_point(judged: Any) -> None:
     assert len(estimate["shares"]) == len(estimate["accuracy"]) == 11
     assert estimate["chosen"]["share"] == pytest.approx(0.25)
     assert estimate["judges"] == ["gpt", "pl"]
+
+
+# --- Previews computed on a worker ---------------------------------------------------------------
+
+
+def start(project: Any, **kwargs: Any) -> RoutingRun:
+    return routing.routing_run_start(
+        project=project, **{"policy": "uncertainty", "budget": 5, **kwargs}, enqueue=False
+    )
+
+
+def test_starting_a_preview_queues_it_and_computes_nothing(judged: Any) -> None:
+    run = start(judged, seed=4, embed=True)
+    assert run.status == RoutingRun.Status.QUEUED and not run.is_finished
+    assert (run.seed, run.embed, run.human_items, run.estimate) == (4, True, 0, {})
+    assert not run.decisions.exists()
+
+
+def test_the_task_computes_the_preview_on_the_worker(
+    judged: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    before = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            run = routing.routing_run_start(project=judged, policy="uncertainty", budget=5)
+    finally:
+        celery_app.conf.task_always_eager = before
+    run.refresh_from_db()
+    assert run.status == RoutingRun.Status.PREVIEW and run.progress == 100
+    assert run.started_at is not None and run.finished_at is not None
+    humans = set(run.decisions.filter(route="human").values_list("item__external_id", flat=True))
+    assert humans == {str(i) for i in range(15, 20)} and run.decisions.count() == 20
+    assert run.estimate["chosen"]["share"] == pytest.approx(0.25)
+
+
+def test_the_worker_computes_the_same_preview_as_the_terminal(judged: Any) -> None:
+    queued = routing.routing_run_execute(run_id=start(judged, policy="learned", seed=2).pk)
+    direct = routing.routing_preview(project=judged, policy="learned", budget=5, seed=2)
+    assert queued is not None and queued.estimate == direct.estimate
+    assert list(queued.decisions.order_by("item_id").values_list("route", "rank")) == list(
+        direct.decisions.order_by("item_id").values_list("route", "rank")
+    )
+
+
+def test_embeddings_are_used_when_the_run_asks_for_them(judged: Any, monkeypatch: Any) -> None:
+    calls: list[int] = []
+
+    def fake_minilm() -> Any:
+        def embed(texts: list[str]) -> np.ndarray:
+            calls.append(len(texts))
+            return np.ones((len(texts), 4)) / 2.0
+
+        return embed
+
+    monkeypatch.setattr(routing.routing, "minilm_embedder", fake_minilm)
+    routing.routing_run_execute(run_id=start(judged).pk)
+    assert calls == []
+    routing.routing_run_execute(run_id=start(judged, embed=True).pk)
+    assert calls == [40]  # both responses of the 20 items
+
+
+def test_one_preview_computes_per_project_at_a_time(judged: Any, make_project: Any) -> None:
+    first = start(judged)
+    with pytest.raises(routing.RoutingRunBusy, match=f"run #{first.pk}"):
+        start(judged, policy="random")
+    other = make_project("other", items=2)
+    Judgment.objects.create(
+        item=other.items.first(),
+        kind="ai",
+        source="gpt",
+        task_type="pairwise",
+        value={"strength": 1},
+        judge=Judge.objects.get(name="gpt"),
+        prompt_version="imported",
+    )
+    start(other, budget=1)  # another project is not blocked
+    routing.routing_run_execute(run_id=first.pk)
+    start(judged)  # nor is the next one once the first is done
+
+
+def test_a_run_lost_by_its_worker_does_not_block_the_next(judged: Any, settings: Any) -> None:
+    lost = start(judged)
+    RoutingRun.objects.filter(pk=lost.pk).update(
+        status="running",
+        started_at=timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 61),
+    )
+    start(judged)
+    lost.refresh_from_db()
+    assert lost.status == "failed" and "worker was lost" in lost.error
+
+
+def test_a_failure_is_recorded_on_the_run_with_its_message(judged: Any, monkeypatch: Any) -> None:
+    def boom(**kwargs: Any) -> Any:
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(routing, "routing_pool", boom)
+    run = routing.routing_run_execute(run_id=start(judged).pk)
+    assert run is not None and run.status == "failed" and run.error == "RuntimeError: out of memory"
+    assert run.finished_at is not None and not run.decisions.exists()
+    with pytest.raises(routing.RoutingError, match="out of memory"):
+        routing.routing_preview(project=judged, policy="random", budget=2)
+
+
+def test_a_routing_error_on_the_worker_reads_as_the_page_shows_it(judged: Any) -> None:
+    run = start(judged)
+    Judgment.objects.filter(item__project=judged).delete()  # judgments gone while it queued
+    run = routing.routing_run_execute(run_id=run.pk)
+    assert run is not None and run.status == "failed"
+    assert run.error.startswith("no AI verdicts yet")
+
+
+def test_a_finished_run_is_not_run_again(judged: Any) -> None:
+    run = routing.routing_run_execute(run_id=start(judged).pk)
+    assert run is not None and routing.routing_run_execute(run_id=run.pk) is None
+    assert routing.routing_run_execute(run_id=999999) is None
+    assert run.decisions.count() == 20
+
+
+def test_a_second_delivery_writes_nothing_once_the_first_finished(judged: Any) -> None:
+    run = start(judged)
+    RoutingRun.objects.filter(pk=run.pk).update(status="running")
+    run.refresh_from_db()
+    routing.routing_run_execute(run_id=run.pk)
+    with pytest.raises(routing._Superseded):
+        routing._compute(run)  # the late delivery finds the row finished
+    run.refresh_from_db()
+    assert run.status == "preview" and run.decisions.count() == 20
+
+
+def test_a_run_that_is_not_a_finished_preview_cannot_be_applied(judged: Any) -> None:
+    run = start(judged)
+    with pytest.raises(routing.RoutingError, match="queued, not a finished preview"):
+        routing.routing_apply(run=run)
+    assert not judged.items.exclude(route=Item.Route.PENDING).exists()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"policy": "clairvoyant"}, "clairvoyant"),
+        ({"budget": -1}, "budget"),
+        ({"budget_kind": "favours"}, "favours"),
+    ],
+)
+def test_a_bad_request_is_refused_before_any_run_is_recorded(
+    judged: Any, kwargs: dict, message: str
+) -> None:
+    with pytest.raises(routing.RoutingError, match=message):
+        start(judged, **kwargs)
+    assert not RoutingRun.objects.exists()
