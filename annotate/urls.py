@@ -52,6 +52,7 @@ urlpatterns = [
     # Routing
     path("p/<slug:slug>/routing/", routing.routing_page, name="routing"),
     path("p/<slug:slug>/routing/preview/", routing.routing_preview, name="routing_preview"),
+    path("p/<slug:slug>/routing/<id:run_id>/", routing.routing_run, name="routing_run"),
     path("p/<slug:slug>/routing/<id:run_id>/apply/", routing.routing_apply, name="routing_apply"),
     # Datasets out: quality, leaderboard, exports
     path("p/<slug:slug>/quality/", quality_views.quality, name="quality"),

@@ -6,6 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseStopPolling
 
 from annotate.access import MANAGE, project_for
 from annotate.models import Item, RoutingRun
@@ -55,6 +56,20 @@ def chart(estimate: dict) -> dict | None:
     }
 
 
+def _run_context(run: RoutingRun | None) -> dict:
+    """What the run panel shows: its chart and first decisions once the preview is computed."""
+    done = run is not None and run.status in (RoutingRun.Status.PREVIEW, RoutingRun.Status.APPLIED)
+    return {
+        "run": run,
+        "chart": chart(run.estimate) if done else None,
+        "to_humans": run.decisions.filter(route=Item.Route.HUMAN)
+        .select_related("item")
+        .order_by("rank")[:50]
+        if done
+        else [],
+    }
+
+
 @login_required
 def routing_page(request: HttpRequest, slug: str) -> HttpResponse:
     project, _ = project_for(request.user, slug, need=MANAGE)
@@ -68,17 +83,11 @@ def routing_page(request: HttpRequest, slug: str) -> HttpResponse:
     context = {
         "project": project,
         "runs": runs,
-        "run": selected,
         "policies": routing_service.POLICIES,
         "n_items": n_items,
         "max_judgments": n_items * project.overlap,
         "default_budget": selected.budget if selected else round(n_items * project.overlap * 0.2),
-        "chart": chart(selected.estimate) if selected else None,
-        "to_humans": selected.decisions.filter(route=Item.Route.HUMAN)
-        .select_related("item")
-        .order_by("rank")[:50]
-        if selected
-        else [],
+        **_run_context(selected),
     }
     return render(request, "annotate/routing/routing.html", context)
 
@@ -86,20 +95,38 @@ def routing_page(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def routing_preview(request: HttpRequest, slug: str) -> HttpResponse:
+    """Start computing a preview on a worker; the page then follows the run."""
     project, _ = project_for(request.user, slug, need=MANAGE)
     try:
-        run = routing_service.routing_preview(
+        run = routing_service.routing_run_start(
             project=project,
             policy=request.POST.get("policy", ""),
             budget=float(request.POST.get("budget", "0")),
             budget_kind=request.POST.get("budget_kind", "judgments"),
             cost_per_judgment=float(request.POST.get("cost_per_judgment") or 0),
+            embed=request.POST.get("embed") == "on",
             user=request.user,
         )
     except (routing_service.RoutingError, ValueError) as exc:
         messages.error(request, f"No preview: {exc}")
         return redirect("routing", project.slug)
     return redirect(f"{reverse('routing', args=[project.slug])}?run={run.pk}")
+
+
+@login_required
+def routing_run(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+    """One run's panel; HTMX polls it while the preview is computed and stops (286) when it is
+    finished, swapping in the chart, the decisions and the Apply button (or the error)."""
+    project, _ = project_for(request.user, slug, need=MANAGE)
+    run = get_object_or_404(RoutingRun, pk=run_id, project=project)
+    response = render(
+        request,
+        "annotate/routing/routing.html#run_panel",
+        {"project": project, **_run_context(run)},
+    )
+    if request.htmx and run.is_finished:
+        return HttpResponseStopPolling(response.content)
+    return response
 
 
 @login_required
