@@ -213,9 +213,11 @@ def routing_budget_items(
             spec = routing.Budget(judgments=int(budget), overlap=project.overlap)
         else:
             raise RoutingError(f"budget kind {budget_kind!r} is not judgments or money")
+        return spec.items(available)
     except ValueError as exc:
         raise RoutingError(f"budget: {exc}") from None
-    return spec.items(available)
+    except OverflowError:  # a money budget over a near-zero cost buys "infinitely many"
+        raise RoutingError("budget: money ÷ cost per judgment is too large") from None
 
 
 def _check_request(

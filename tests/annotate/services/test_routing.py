@@ -243,6 +243,7 @@ def test_a_run_that_is_not_a_finished_preview_cannot_be_applied(judged: Any) -> 
         ({"policy": "clairvoyant"}, "clairvoyant"),
         ({"budget": -1}, "budget"),
         ({"budget_kind": "favours"}, "favours"),
+        ({"budget": 1e12, "budget_kind": "money", "cost_per_judgment": 1e-320}, "too large"),
     ],
 )
 def test_a_bad_request_is_refused_before_any_run_is_recorded(
