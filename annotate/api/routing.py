@@ -1,10 +1,12 @@
 """Routing runs: preview a policy under a budget, read its decisions, apply it (admins, as in
-the web UI). Logic is in `annotate.services.routing`."""
+the web UI). A POST starts the preview on a worker and answers 202 with the run; GET the run
+until its status is `preview` (or `failed`, with `error`). Logic is in
+`annotate.services.routing`."""
 
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, extend_schema_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -27,11 +29,17 @@ class RoutingRunOutput(serializers.ModelSerializer):
             "budget_kind",
             "budget",
             "cost_per_judgment",
+            "seed",
+            "embed",
             "human_items",
             "estimate",
             "status",
+            "progress",
+            "error",
             "seconds",
             "created_at",
+            "started_at",
+            "finished_at",
             "applied_at",
         ]
 
@@ -44,6 +52,9 @@ class RoutingDecisionOutput(serializers.ModelSerializer):
         fields = ["item", "item_external_id", "route", "score", "rank", "reason"]
 
 
+BUSY = inline_serializer("RoutingRunBusy", fields={"detail": serializers.CharField()})
+
+
 class RoutingRunListApi(APIView):
     @extend_schema_serializer(component_name="RoutingPreviewInput")
     class InputSerializer(serializers.Serializer):
@@ -52,6 +63,9 @@ class RoutingRunListApi(APIView):
         budget_kind = serializers.ChoiceField(choices=["judgments", "money"], default="judgments")
         cost_per_judgment = serializers.FloatField(default=0.0, min_value=0.0, max_value=1e9)
         seed = serializers.IntegerField(default=0, min_value=0, max_value=2**31 - 1)
+        embed = serializers.BooleanField(
+            default=False, help_text="Add MiniLM embeddings of the responses (slower)."
+        )
 
     @extend_schema(
         responses=paginated_schema(RoutingRunOutput),
@@ -69,22 +83,29 @@ class RoutingRunListApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={201: RoutingRunOutput},
-        summary="Preview a routing policy under a budget",
+        responses={202: RoutingRunOutput, 409: BUSY},
+        summary="Start computing a preview of a routing policy under a budget (on a worker)",
     )
     def post(self, request: Request, slug: str) -> Response:
         project, _ = project_for(request.user, slug, need=MANAGE)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            run = service.routing_preview(project=project, user=request.user, **data.validated_data)
+            run = service.routing_run_start(
+                project=project, user=request.user, **data.validated_data
+            )
+        except service.RoutingRunBusy as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         except service.RoutingError as exc:
             raise ValidationError({"detail": [str(exc)]}) from None
-        return Response(RoutingRunOutput(run).data, status=status.HTTP_201_CREATED)
+        return Response(RoutingRunOutput(run).data, status=status.HTTP_202_ACCEPTED)
 
 
 class RoutingRunDetailApi(APIView):
-    @extend_schema(responses=RoutingRunOutput, summary="A routing run with its estimate")
+    @extend_schema(
+        responses=RoutingRunOutput,
+        summary="A routing run: its status and progress, then its estimate once computed",
+    )
     def get(self, request: Request, slug: str, run_id: int) -> Response:
         project, _ = project_for(request.user, slug, need=MANAGE)
         return Response(

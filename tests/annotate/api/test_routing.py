@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 
 from annotate.models import Item, Judge, Judgment, RoutingRun
+from annotate.services.routing import routing_run_execute
 from tests.annotate.api.clients import token_client
 
 pytestmark = pytest.mark.django_db
@@ -43,9 +44,15 @@ def test_a_preview_records_a_run_with_decisions_and_apply_routes_items(
 ) -> None:
     client = token_client(owner)
     response = preview(client, prelabelled)
-    assert response.status_code == 201, response.json()
-    run = response.json()
-    assert (run["status"], run["human_items"]) == ("preview", 2)
+    assert response.status_code == 202, response.json()
+    queued = response.json()
+    assert (queued["status"], queued["progress"], queued["estimate"]) == ("queued", 0, {})
+    url = f"/api/projects/{prelabelled.slug}/routing/runs/{queued['id']}/"
+    assert client.get(url).json()["status"] == "queued"
+    routing_run_execute(run_id=queued["id"])  # what the worker does
+    run = client.get(url).json()
+    assert (run["status"], run["human_items"], run["progress"]) == ("preview", 2, 100)
+    assert run["estimate"]["chosen"]["share"] == 0.4 and run["error"] == ""
     decisions = client.get(
         f"/api/projects/{prelabelled.slug}/routing/runs/{run['id']}/decisions/"
     ).json()
@@ -68,6 +75,26 @@ def test_a_preview_records_a_run_with_decisions_and_apply_routes_items(
     assert again.status_code == 400
 
 
+def test_a_second_preview_while_one_computes_is_a_409(owner: Any, prelabelled: Any) -> None:
+    client = token_client(owner)
+    first = preview(client, prelabelled).json()
+    second = preview(client, prelabelled, policy="random")
+    assert second.status_code == 409 and f"run #{first['id']}" in second.json()["detail"]
+    applied = client.post(f"/api/projects/{prelabelled.slug}/routing/runs/{first['id']}/apply/")
+    assert applied.status_code == 400 and "not a finished preview" in str(applied.json())
+    routing_run_execute(run_id=first["id"])
+    assert preview(client, prelabelled).status_code == 202
+
+
+def test_a_failed_preview_reports_its_error(owner: Any, prelabelled: Any) -> None:
+    client = token_client(owner)
+    run_id = preview(client, prelabelled).json()["id"]
+    Judgment.objects.filter(item__project=prelabelled).delete()
+    routing_run_execute(run_id=run_id)
+    run = client.get(f"/api/projects/{prelabelled.slug}/routing/runs/{run_id}/").json()
+    assert run["status"] == "failed" and run["error"].startswith("no AI verdicts yet")
+
+
 def test_bad_previews_are_a_400(owner: Any, project: Any, prelabelled: Any) -> None:
     client = token_client(owner)
     assert preview(client, prelabelled, policy="psychic").status_code == 400
@@ -86,11 +113,15 @@ def test_only_admins_route(member: Any, set_role: Any, prelabelled: Any, role: s
     set_role(prelabelled, member, role)
     client = token_client(member)
     assert preview(client, prelabelled).status_code == 403
+    assert not RoutingRun.objects.exists()
     assert client.get(f"/api/projects/{prelabelled.slug}/routing/runs/").status_code == 403
+    run = RoutingRun.objects.create(project=prelabelled, policy="random", budget=2)
+    assert client.get(f"/api/projects/{prelabelled.slug}/routing/runs/{run.pk}/").status_code == 403
 
 
 def test_outsiders_see_nothing(owner: Any, outsider: Any, prelabelled: Any) -> None:
     run_id = preview(token_client(owner), prelabelled).json()["id"]
+    routing_run_execute(run_id=run_id)
     client = token_client(outsider)
     for path in ("", f"{run_id}/", f"{run_id}/decisions/"):
         assert (
@@ -100,4 +131,5 @@ def test_outsiders_see_nothing(owner: Any, outsider: Any, prelabelled: Any) -> N
         client.post(f"/api/projects/{prelabelled.slug}/routing/runs/{run_id}/apply/").status_code
         == 404
     )
-    assert RoutingRun.objects.get().status == "preview"
+    assert preview(client, prelabelled).status_code == 404
+    assert RoutingRun.objects.get().status == "preview"  # nothing started, nothing applied
