@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from annotate.access import MANAGE, project_for
-from annotate.models import Item, RoutingRun
+from annotate.models import Item, Project, RoutingRun
 from annotate.services import routing as routing_service
 
 CHART_W, CHART_H, PAD = 560, 240, 36
@@ -70,10 +70,14 @@ def _run_context(run: RoutingRun | None) -> dict:
     }
 
 
+def _recent_runs(project: Project) -> list[RoutingRun]:
+    return list(project.routing_runs.all()[:10])
+
+
 @login_required
 def routing_page(request: HttpRequest, slug: str) -> HttpResponse:
     project, _ = project_for(request.user, slug, need=MANAGE)
-    runs = list(project.routing_runs.all()[:10])
+    runs = _recent_runs(project)
     selected = None
     if request.GET.get("run"):
         selected = get_object_or_404(RoutingRun, pk=request.GET["run"], project=project)
@@ -125,7 +129,13 @@ def routing_run(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
         {"project": project, **_run_context(run)},
     )
     if request.htmx and run.is_finished:
-        return HttpResponseStopPolling(response.content)
+        # The list of runs below the panel still says "queued": refresh it out of band.
+        runs = render(
+            request,
+            "annotate/routing/routing.html#runs_table",
+            {"runs": _recent_runs(project), "oob": True},
+        )
+        return HttpResponseStopPolling(response.content + runs.content)
     return response
 
 

@@ -72,6 +72,11 @@ def test_the_polled_panel_shows_progress_then_the_preview_and_stops(
     assert done.status_code == 286  # HTMX stops polling
     assert b"<polyline" in done.content and b"Apply: send 2 items" in done.content
     assert b"<table>" in done.content and b"hx-get" not in done.content
+    # The list of runs below is refreshed out of band: it no longer says "queued".
+    html = done.content.decode()
+    runs_list = html[html.index('id="routing-runs"') :]
+    assert 'hx-swap-oob="true"' in runs_list
+    assert "<td>preview</td>" in runs_list and "<td>queued</td>" not in runs_list
 
 
 def test_a_failed_preview_shows_its_message(client: Any, owner: Any, judged: Any) -> None:
