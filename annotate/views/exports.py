@@ -8,12 +8,12 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
-from django_htmx.http import HttpResponseStopPolling
 
 from annotate.access import RESEARCH, project_for
 from annotate.models import Export, Project
 from annotate.services import exports as service
 from annotate.services.labels import METHODS
+from annotate.views.polling import polled_partial
 
 
 class ExportForm(forms.Form):
@@ -101,10 +101,9 @@ def export_list(request: HttpRequest, slug: str) -> HttpResponse:
     """The exports table; HTMX polls it while an export runs and stops (286) when none does."""
     project, _ = project_for(request.user, slug, need=RESEARCH)
     context = _list_context(project)
-    response = render(request, "annotate/exports.html#list", context)
-    if request.htmx and not context["any_active"]:
-        return HttpResponseStopPolling(response.content)
-    return response
+    return polled_partial(
+        request, "annotate/exports.html#list", context, finished=not context["any_active"]
+    )
 
 
 @login_required

@@ -5,11 +5,11 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
-from django_htmx.http import HttpResponseStopPolling
 
 from annotate.access import RESEARCH, project_for
 from annotate.models import Judge, JudgeRun, Project
 from annotate.services import judging
+from annotate.views.polling import polled_partial
 
 
 def _runs_context(project: Project) -> dict:
@@ -70,10 +70,9 @@ def judge_runs(request: HttpRequest, slug: str) -> HttpResponse:
     """The runs table; HTMX polls it while a run is active and stops (286) when none is."""
     project, _ = project_for(request.user, slug, need=RESEARCH)
     context = _runs_context(project)
-    response = render(request, "annotate/judging/_runs.html#runs", context)
-    if request.htmx and not context["any_active"]:
-        return HttpResponseStopPolling(response.content)
-    return response
+    return polled_partial(
+        request, "annotate/judging/_runs.html#runs", context, finished=not context["any_active"]
+    )
 
 
 @login_required

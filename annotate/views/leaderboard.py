@@ -13,7 +13,6 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
-from django_htmx.http import HttpResponseStopPolling
 
 from annotate.access import RESEARCH, project_for
 from annotate.models import Project, ReportRun
@@ -27,6 +26,7 @@ from annotate.services.reports import (
     report_run_latest,
     report_run_start,
 )
+from annotate.views.polling import polled_partial
 
 
 def _position(value: float, low: float, high: float) -> float:
@@ -166,9 +166,9 @@ def leaderboard_run(request: HttpRequest, slug: str) -> HttpResponse:
     """The latest leaderboard run; HTMX polls it while it runs and stops (286) when done."""
     project, _ = project_for(request.user, slug, need=RESEARCH)
     run = report_run_latest(project=project, kind=ReportRun.Kind.LEADERBOARD)
-    response = render(
-        request, "annotate/leaderboard.html#report_run", {"project": project, "report_run": run}
+    return polled_partial(
+        request,
+        "annotate/leaderboard.html#report_run",
+        {"project": project, "report_run": run},
+        finished=run is None or run.is_finished,
     )
-    if request.htmx and (run is None or run.is_finished):
-        return HttpResponseStopPolling(response.content)
-    return response

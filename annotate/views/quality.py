@@ -9,7 +9,6 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
-from django_htmx.http import HttpResponseStopPolling
 
 from annotate.access import RESEARCH, project_for
 from annotate.models import ReportRun
@@ -28,6 +27,7 @@ from annotate.services.reports import (
     report_run_latest,
     report_run_start,
 )
+from annotate.views.polling import polled_partial
 
 CHART_W, CHART_H = 720, 140
 
@@ -112,12 +112,12 @@ def quality_report_run(request: HttpRequest, slug: str) -> HttpResponse:
     """The latest quality-report run; HTMX polls it while it runs and stops (286) when done."""
     project, _ = project_for(request.user, slug, need=RESEARCH)
     run = report_run_latest(project=project, kind=ReportRun.Kind.QUALITY)
-    response = render(
-        request, "annotate/quality.html#report_run", {"project": project, "report_run": run}
+    return polled_partial(
+        request,
+        "annotate/quality.html#report_run",
+        {"project": project, "report_run": run},
+        finished=run is None or run.is_finished,
     )
-    if request.htmx and (run is None or run.is_finished):
-        return HttpResponseStopPolling(response.content)
-    return response
 
 
 @login_required
@@ -141,9 +141,9 @@ def quality_label_run(request: HttpRequest, slug: str) -> HttpResponse:
     """The latest final-labels run; HTMX polls it while it runs and stops (286) when done."""
     project, _ = project_for(request.user, slug, need=RESEARCH)
     run = label_run_latest(project=project)
-    response = render(
-        request, "annotate/quality.html#label_run", {"project": project, "label_run": run}
+    return polled_partial(
+        request,
+        "annotate/quality.html#label_run",
+        {"project": project, "label_run": run},
+        finished=run is None or run.is_finished,
     )
-    if request.htmx and (run is None or run.is_finished):
-        return HttpResponseStopPolling(response.content)
-    return response

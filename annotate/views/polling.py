@@ -1,0 +1,20 @@
+"""Partials that HTMX polls while a worker job runs (imports, judge runs, exports, reports …)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django_htmx.http import HttpResponseStopPolling
+
+
+def polled_partial(
+    request: HttpRequest, template: str, context: dict[str, Any], *, finished: bool
+) -> HttpResponse:
+    """The partial as usual; once what it follows has finished, an HTMX request gets it with
+    status 286, which renders the final state and stops the polling in the same response."""
+    response = render(request, template, context)
+    if request.htmx and finished:
+        return HttpResponseStopPolling(response.content)
+    return response
