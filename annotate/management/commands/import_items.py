@@ -37,12 +37,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: object, **options: object) -> None:
+        created = False
         try:
             project, created = project_ensure(
                 slug=options["project"], task_type=options["type"], name=options["name"]
             )
-            if created:
-                self.stdout.write(f"Created project {project.slug!r} ({project.task_type}).")
             result = items_import(
                 project=project,
                 path=options["file"],
@@ -52,9 +51,13 @@ class Command(BaseCommand):
                 adopt_k=created,
             )
         except ImportRefused as exc:
+            if created:
+                project.delete()  # a refused file adds nothing, not even the project it named
             raise CommandError(str(exc)) from None
         except ImportRejected as exc:
             if created:
                 project.delete()  # a rejected import adds nothing, not even the project it named
             raise reporting.rejected(self, exc) from None
+        if created:  # said only now: a rejected import deletes the project it created
+            self.stdout.write(f"Created project {project.slug!r} ({project.task_type}).")
         reporting.succeeded(self, result)

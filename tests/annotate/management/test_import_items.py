@@ -84,14 +84,26 @@ def test_a_broken_line_fails_with_exit_status_1_naming_the_line_and_adds_no_proj
     tmp_path: Path,
 ) -> None:
     path = items_file(tmp_path, n=20, broken={17: '{"id": "i16", "prompt": '})
-    err = io.StringIO()
+    out, err = io.StringIO(), io.StringIO()
     with pytest.raises(CommandError) as exc:
-        call_command("import_items", str(path), "--project", "fresh", stderr=err)
+        call_command("import_items", str(path), "--project", "fresh", stdout=out, stderr=err)
     assert exc.value.returncode == 1
     assert "nothing imported: 1 invalid rows" in str(exc.value)
     assert "items.jsonl: line 17: json: not valid JSON" in err.getvalue()
+    assert "Created project" not in out.getvalue()
     assert not Project.objects.filter(slug="fresh").exists()
     assert not Item.objects.exists() and not ImportBatch.objects.exists()
+
+
+def test_a_file_over_the_size_limit_is_refused_and_adds_no_project(
+    tmp_path: Path, settings: Any
+) -> None:
+    settings.IMPORT_MAX_BYTES = 10
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="over the import limit of 10 bytes"):
+        call_command("import_items", str(items_file(tmp_path)), "--project", "fresh", stdout=out)
+    assert "Created project" not in out.getvalue()
+    assert not Project.objects.exists() and not Item.objects.exists()
 
 
 def test_a_rejected_import_into_an_existing_project_keeps_the_project(
