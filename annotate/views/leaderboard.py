@@ -163,12 +163,28 @@ def leaderboard_compute(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 def leaderboard_run(request: HttpRequest, slug: str) -> HttpResponse:
-    """The latest leaderboard run; HTMX polls it while it runs and stops (286) when done."""
+    """The latest leaderboard run; HTMX polls it while it runs and stops (286) when done.
+
+    The poll carries the page's selection: when the run that finishes is that selection, the
+    page reloads to show it."""
     project, _ = project_for(request.user, slug, need=RESEARCH)
+    labels, aspect, rounds = _selection(project, request.GET)
     run = report_run_latest(project=project, kind=ReportRun.Kind.LEADERBOARD)
+    shown_here = run is not None and (run.labels, run.aspect, run.rounds) == (
+        labels,
+        aspect,
+        rounds,
+    )
     return polled_partial(
         request,
         "annotate/leaderboard.html#report_run",
-        {"project": project, "report_run": run},
+        {
+            "project": project,
+            "report_run": run,
+            "labels": labels,
+            "aspect": aspect,
+            "rounds": rounds,
+        },
         finished=run is None or run.is_finished,
+        reload_page=shown_here and run.status == ReportRun.Status.SUCCEEDED,
     )

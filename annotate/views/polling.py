@@ -10,11 +10,23 @@ from django_htmx.http import HttpResponseStopPolling
 
 
 def polled_partial(
-    request: HttpRequest, template: str, context: dict[str, Any], *, finished: bool
+    request: HttpRequest,
+    template: str,
+    context: dict[str, Any],
+    *,
+    finished: bool,
+    reload_page: bool = False,
 ) -> HttpResponse:
     """The partial as usual; once what it follows has finished, an HTMX request gets it with
-    status 286, which renders the final state and stops the polling in the same response."""
+    status 286, which renders the final state and stops the polling in the same response.
+
+    `reload_page` (with `finished`): the job produced what the page around the partial shows (a
+    report), so HTMX reloads the page instead of leaving a "reload to see it" behind. The
+    reloaded page finds the job finished and polls no more, so this cannot loop.
+    """
     response = render(request, template, context)
     if request.htmx and finished:
-        return HttpResponseStopPolling(response.content)
+        response = HttpResponseStopPolling(response.content)
+        if reload_page:
+            response["HX-Refresh"] = "true"
     return response

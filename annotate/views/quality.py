@@ -117,6 +117,7 @@ def quality_report_run(request: HttpRequest, slug: str) -> HttpResponse:
         "annotate/quality.html#report_run",
         {"project": project, "report_run": run},
         finished=run is None or run.is_finished,
+        reload_page=run is not None and run.status == ReportRun.Status.SUCCEEDED,
     )
 
 

@@ -162,6 +162,25 @@ def test_the_run_partial_polls_then_stops_and_shows_failures(
     assert response.status_code == 286
     assert "failed" in response.content.decode()
     assert "choix did not converge" in response.content.decode()
+    assert "HX-Refresh" not in response  # a failure stays on the page with its message
+
+
+def test_when_the_selection_shown_is_computed_the_page_reloads_to_show_it(
+    client: Any, owner: Any, rated: Any
+) -> None:
+    run = reports_service.report_run_start(
+        project=rated, params={"kind": "leaderboard", "labels": "human"}, enqueue=False
+    )
+    client.force_login(owner)
+    page = client.get(url(rated, labels="human")).content.decode()
+    partial = reverse("leaderboard_run", args=[rated.slug])
+    assert f'hx-get="{partial}?labels=human&amp;aspect=overall&amp;rounds=100"' in page
+    reports_service.report_run_execute(run_id=run.pk)
+    hx = {"HX-Request": "true"}
+    same = client.get(partial, {"labels": "human", "aspect": "overall", "rounds": 100}, headers=hx)
+    assert same.status_code == 286 and same["HX-Refresh"] == "true"
+    other = client.get(partial, {"labels": "ai"}, headers=hx)
+    assert other.status_code == 286 and "HX-Refresh" not in other
 
 
 def test_researchers_can_see_and_compute_it(

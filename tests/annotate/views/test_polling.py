@@ -28,3 +28,17 @@ def test_only_a_finished_job_polled_by_htmx_stops_the_polling(
         request(htmx=htmx), TEMPLATE, {"project": None, "label_run": None}, finished=finished
     )
     assert response.status_code == status
+
+
+@pytest.mark.parametrize(("finished", "reloads"), [(True, True), (False, False)])
+def test_a_finished_job_that_made_the_page_s_content_reloads_the_page(
+    finished: bool, reloads: bool
+) -> None:
+    response = polled_partial(
+        request(htmx=True),
+        TEMPLATE,
+        {"project": None, "label_run": None},
+        finished=finished,
+        reload_page=True,
+    )
+    assert (response.get("HX-Refresh") == "true") is reloads

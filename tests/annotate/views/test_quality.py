@@ -284,6 +284,23 @@ def report_run_url(project: Any) -> str:
     return reverse("quality_report_run", args=[project.slug])
 
 
+def test_a_report_run_that_finishes_while_the_page_polls_reloads_the_page(
+    client: Any, owner: Any, judged: Any
+) -> None:
+    run = reports_service.report_run_start(
+        project=judged, params={"kind": "quality"}, enqueue=False
+    )
+    client.force_login(owner)
+    hx = {"HX-Request": "true"}
+    polled = client.get(report_run_url(judged), headers=hx)
+    assert polled.status_code == 200 and "HX-Refresh" not in polled
+    reports_service.report_run_execute(run_id=run.pk)
+    done = client.get(report_run_url(judged), headers=hx)
+    assert done.status_code == 286 and done["HX-Refresh"] == "true"
+    page = client.get(url(judged)).content.decode()
+    assert "Computed at" in page and 'hx-get="' + report_run_url(judged) not in page
+
+
 def test_recompute_starts_a_report_run_on_a_worker(
     client: Any,
     owner: Any,
