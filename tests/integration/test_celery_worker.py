@@ -177,6 +177,49 @@ def test_a_real_worker_computes_final_labels_for_a_run(
     )
 
 
+def test_a_real_worker_computes_reports_and_a_routing_preview(
+    project: Any, owner: Any, worker: subprocess.Popen, tmp_path: Path
+) -> None:
+    from annotate.models import Judge, Judgment, ReportRun, RoutingRun
+    from annotate.services.reports import report_run_start
+    from annotate.services.routing import routing_run_start
+
+    for name, flips in (("gpt", set()), ("pl", {0, 1})):
+        judge = Judge.objects.create(name=name, backend=Judge.Backend.IMPORTED)
+        for n, item in enumerate(project.items.order_by("pk")):
+            Judgment.objects.create(
+                item=item,
+                kind="ai",
+                source=name,
+                task_type="pairwise",
+                value={"strength": -1 if n in flips else 1},
+                judge=judge,
+                prompt_version="imported",
+            )
+    runs = [
+        report_run_start(project=project, params={"kind": "quality"}, user=owner),
+        report_run_start(
+            project=project, params={"kind": "leaderboard", "labels": "ai"}, user=owner
+        ),
+    ]
+    routed = routing_run_start(project=project, policy="uncertainty", budget=2, user=owner)
+
+    def finished() -> bool:
+        for run in (*runs, routed):
+            run.refresh_from_db()
+        return all(run.is_finished for run in (*runs, routed))
+
+    _wait_for(finished, seconds=90, worker=worker, log=tmp_path / "worker.log")
+    quality, board = runs
+    assert quality.status == ReportRun.Status.SUCCEEDED, quality.error
+    assert quality.judgments == 10
+    assert board.status == ReportRun.Status.SUCCEEDED, board.error
+    assert {m["model"] for m in board.payload["models"]} == {"model-0", "model-1"}
+    assert routed.status == RoutingRun.Status.PREVIEW, routed.error
+    humans = routed.decisions.filter(route="human").values_list("item__external_id", flat=True)
+    assert set(humans) == {"0", "1"}  # the two items the judges disagree on
+
+
 @pytest.mark.slow
 def test_a_real_gpu_queue_worker_prelabels_items_with_the_bundled_judge(
     project: Any, worker: subprocess.Popen, tmp_path: Path
