@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import math
+import re
+import sys
 
 import numpy as np
 import pytest
@@ -160,3 +162,92 @@ def test_minilm_embedder_loads_offline_and_returns_unit_vectors():
     assert emb.shape == (3, 384)
     assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
     assert emb[0] @ emb[1] > 0.99 > emb[0] @ emb[2]
+
+
+# --- The fast token path gives the numbers the regex gave -----------------------------------------
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def _regex_lexical(prompts, responses_a, responses_b) -> np.ndarray:
+    """lexical_features' columns as the code computed them before the fast path (regex only)."""
+    p, a, b = ([as_text(t) for t in texts] for texts in (prompts, responses_a, responses_b))
+    tok = [[set(_WORD.findall(t.lower())) for t in texts] for texts in (p, a, b)]
+    length = [np.array([len(_WORD.findall(t)) for t in texts], dtype=float) for texts in (p, a, b)]
+    len_p, len_a, len_b = length
+    inter = np.array([len(x & y) for x, y in zip(tok[1], tok[2], strict=True)], dtype=float)
+    union = np.array([len(x | y) for x, y in zip(tok[1], tok[2], strict=True)], dtype=float)
+    echo_a = np.array([len(q & r) / max(len(q), 1) for q, r in zip(tok[0], tok[1], strict=True)])
+    echo_b = np.array([len(q & r) / max(len(q), 1) for q, r in zip(tok[0], tok[2], strict=True)])
+    return np.column_stack(
+        [
+            np.log1p(len_p),
+            np.log1p(np.minimum(len_a, len_b)),
+            np.log1p(np.maximum(len_a, len_b)),
+            np.log1p(np.abs(len_a - len_b)),
+            np.log1p(len_a) - np.log1p(len_b),
+            np.where(union > 0, inter / np.maximum(union, 1), 1.0),
+            np.abs(echo_a - echo_b),
+            ((len_a == 0) | (len_b == 0)).astype(float),
+        ]
+    )
+
+
+_TEXTS = [
+    "",
+    "   ",
+    "Hello, World! hello world_2 x2 3.14 don't e-mail",
+    "Café naïve STRASSE Straße résumé — “quoted” ‘text’",
+    "数据 模型 разбор ОТВЕТА δοκιμή ΣΊΣΥΦΟΣ 😀👍🏽 x²",
+    "İstanbul İİ iİi KELVIN \u212a sign Å \u212b angstrom ǅ titlecase ẞ",
+    "tab\tnew\nline\r\nvertical\x0bform\x0cfeed\x1cfile sep __init__ CamelCase",
+    "Ⅻ roman Ⅰ numerals ① circled ٣ arabic-indic ½ fraction",
+    "system: You are helpful.\nuser: Write a haiku about routing.",
+    "A" * 500 + " b" * 300,
+]
+
+
+def test_fast_tokens_give_the_regex_numbers_on_varied_texts():
+    rng = np.random.default_rng(0)
+    pool = [*_TEXTS, None, float("nan"), True, 3.5]
+    n = 400
+    picks = [[pool[k] for k in rng.integers(0, len(pool), n)] for _ in range(3)]
+    # Mixed items: ASCII words glued to non-ASCII ones, so sets of both kinds of text meet.
+    picks[1][:50] = [f"{_TEXTS[2]} {_TEXTS[k % len(_TEXTS)]}" for k in range(50)]
+    names, values, _ = lexical_features(*picks)
+    assert names[:8] == [
+        "prompt_len",
+        "shorter_len",
+        "longer_len",
+        "len_diff",
+        "len_a_minus_b",
+        "token_overlap",
+        "prompt_echo_gap",
+        "empty_response",
+    ]
+    assert np.array_equal(values, _regex_lexical(*picks))
+
+
+def test_fast_tokens_give_the_regex_numbers_on_chat_prompts():
+    # A chat prompt reaches the features as its turns' contents joined by newlines.
+    chat = [
+        {"role": "system", "content": "Tu es utile. Réponds en français."},
+        {"role": "user", "content": "İyi misin? Explain __slots__ vs dict, briefly!"},
+    ]
+    prompts = ["\n".join([*(turn["content"] for turn in chat), t]) for t in _TEXTS]
+    a, b = list(_TEXTS), list(reversed(_TEXTS))
+    assert np.array_equal(lexical_features(prompts, a, b)[1], _regex_lexical(prompts, a, b))
+
+
+def test_lower_case_changes_tokens_only_for_the_characters_the_fast_path_knows():
+    from routing.features import _LOWER_CHANGES_TOKENS
+
+    word = re.compile(r"\w")
+    changes = ""
+    for code in range(sys.maxunicode + 1):
+        c = chr(code)
+        lowered = c.lower()
+        is_word = bool(word.fullmatch(c))
+        if len(lowered) != 1 or bool(word.fullmatch(lowered)) != is_word:
+            changes += c
+    assert changes == _LOWER_CHANGES_TOKENS
