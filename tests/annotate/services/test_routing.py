@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from annotate.models import Assignment, Item, Judge, Judgment, RoutingRun
@@ -252,3 +253,157 @@ def test_a_bad_request_is_refused_before_any_run_is_recorded(
     with pytest.raises(routing.RoutingError, match=message):
         start(judged, **kwargs)
     assert not RoutingRun.objects.exists()
+
+
+# --- The fast read and write give the decisions the ORM path gave ----------------------------------
+
+
+def _orm_decisions(project: Any, policy: str, budget: int) -> list[tuple]:
+    """Decisions as `_compute` made them before the fast path: items and judgments read through
+    the ORM (Django's JSONField decoding), one RoutingDecision-like tuple built per item."""
+    import routing as pure
+
+    rows = list(
+        Item.objects.filter(project=project).order_by("pk").values_list("pk", "prompt", "responses")
+    )
+    index = {pk: i for i, (pk, *_) in enumerate(rows)}
+    n = len(rows)
+    by_judge: dict[str, list] = {}
+    ai = Judgment.objects.filter(item__project=project, kind="ai", judge__isnull=False)
+    for j in ai.values("item_id", "judge__name", "value", "probabilities", "confidence", "raw"):
+        raw = j["raw"] or {}
+        main, swapped = routing._probs_of(
+            j["value"],
+            j["probabilities"],
+            j["confidence"],
+            raw.get("order_ab"),
+            raw.get("order_ba"),
+            project.task_type,
+        )
+        entry = by_judge.setdefault(
+            j["judge__name"], [np.full((n, 3), np.nan), np.full((n, 3), np.nan), False]
+        )
+        entry[0][index[j["item_id"]]] = main
+        if swapped is not None:
+            entry[1][index[j["item_id"]]] = swapped
+            entry[2] = True
+    judges = [
+        pure.JudgeVerdicts(name, p, sw if has else None)
+        for name, (p, sw, has) in sorted(by_judge.items())
+    ]
+    started = np.array(
+        [
+            assigned > 0 or done > 0
+            for assigned, done in Item.objects.filter(project=project)
+            .order_by("pk")
+            .values_list("human_assigned", "human_done")
+        ]
+    )
+    texts = [routing._texts(prompt, responses) for _, prompt, responses in rows]
+    pool = pure.build_pool(
+        prompts=[t[0] for t in texts],
+        responses_a=[t[1] for t in texts],
+        responses_b=[t[2] for t in texts],
+        judges=judges,
+        tags=None,
+    )
+    labels = np.full(n, pure.UNKNOWN, dtype=int)
+    result = pure.make_policy(policy, seed=0).route(
+        pool, max(0, budget - int(started.sum())), routed=started, human_labels=labels
+    )
+    ranking = np.concatenate(
+        [np.flatnonzero(started), [i for i in result.ranking() if not started[i]]]
+    )
+    order = {int(i): rank for rank, i in enumerate(ranking)}
+    human = result.human_mask | started
+    out = []
+    for i in range(n):
+        reason = result.reason(i) if human[i] and not started[i] else {}
+        if started[i]:
+            reason = {"started by annotators": 1.0}
+        route = Item.Route.HUMAN if human[i] else Item.Route.AI
+        out.append((rows[i][0], route, float(result.scores[i]), order[i], reason))
+    return out
+
+
+@pytest.fixture
+def judged_like_a_judge_run(make_project: Any, owner: Any) -> Any:
+    """40 items with Unicode and chat prompts; two judges that stored probabilities and both
+    presentation orders as judge runs do (one of them for half the items only); one item started."""
+    project = make_project("realistic", items=0)
+    rng = np.random.default_rng(7)
+    words = ["the", "Answer", "café", "数据", "İstanbul", "code_block", "3.14", "don't", "—"]
+    gpt, pl = (Judge.objects.create(name=n, backend=Judge.Backend.IMPORTED) for n in ("gpt", "pl"))
+    for i in range(40):
+        text = [" ".join(rng.choice(words, size=int(rng.integers(0, 30)))) for _ in range(3)]
+        prompt: Any = text[0] if i % 3 else [{"role": "user", "content": text[0]}]
+        item = Item.objects.create(
+            project=project,
+            external_id=str(i),
+            content_hash=f"{i:064x}",
+            prompt=prompt,
+            responses=[{"model": "m1", "text": text[1]}, {"model": "m2", "text": text[2]}],
+        )
+        for judge in (gpt, pl) if i % 2 else (gpt,):
+            ab = {"p_first": float(rng.random()) / 2, "p_tie": 0.1}
+            ab["p_second"] = 0.9 - ab["p_first"]
+            ba = {"p_first": float(rng.random()) / 2, "p_tie": 0.2}
+            ba["p_second"] = 0.8 - ba["p_first"]
+            raw = {"order_ab": ab, "order_ba": ba} if judge is gpt else None
+            p_a = (ab["p_first"] + ba["p_second"]) / 2
+            Judgment.objects.create(
+                item=item,
+                kind="ai",
+                source=judge.name,
+                task_type="pairwise",
+                value={"strength": 1 if p_a > 0.4 else -1},
+                judge=judge,
+                prompt_version="v1",
+                probabilities={"a": p_a, "b": 0.85 - p_a, "tie": 0.15},
+                confidence=abs(2 * p_a - 0.85),
+                raw=raw,
+            )
+    started = project.items.get(external_id="3")
+    Assignment.objects.create(
+        project=project,
+        item=started,
+        annotator=owner,
+        presentation_order=[0, 1],
+        expires_at=Assignment.expiry_from_now(project),
+    )
+    Item.objects.filter(pk=started.pk).update(human_assigned=1)
+    return project
+
+
+@pytest.mark.parametrize("policy", ["random", "uncertainty", "learned", "corrected"])
+def test_a_preview_stores_the_decisions_the_orm_path_made(
+    judged_like_a_judge_run: Any, policy: str
+) -> None:
+    run = routing.routing_preview(project=judged_like_a_judge_run, policy=policy, budget=10)
+    stored = list(
+        run.decisions.order_by("item_id").values_list("item_id", "route", "score", "rank", "reason")
+    )
+    assert stored == _orm_decisions(judged_like_a_judge_run, policy, 10)
+
+
+def test_decisions_are_stored_as_written_whatever_their_reasons_hold(judged: Any) -> None:
+    run = RoutingRun.objects.create(project=judged, policy="random", budget=1)
+    items = list(judged.items.order_by("pk").values_list("pk", flat=True)[:4])
+    odd = {'judge:a\\b "q"\t—ü': 0.125, "x\ny": -1e-300}
+    rows = [
+        (items[0], "human", 0.1 + 0.2, 0, odd),
+        # NaN is PostgreSQL's alone: SQLite stores it as NULL (refused, as it always was).
+        (items[1], "ai", float("nan") if connection.vendor == "postgresql" else 0.5, 1, {}),
+        (items[2], "ai", float("inf"), 2, {"started by annotators": 1.0}),
+        (items[3], "human", -float("inf"), 3, {}),
+    ]
+    routing._write_decisions(run.pk, rows)
+    stored = list(
+        run.decisions.order_by("rank").values_list("item_id", "route", "score", "rank", "reason")
+    )
+    assert stored[0] == rows[0]
+    assert stored[1][4] == {}
+    if connection.vendor == "postgresql":
+        assert np.isnan(stored[1][2])
+    assert [s[2] for s in stored[2:]] == [float("inf"), -float("inf")]
+    assert stored[2][4] == {"started by annotators": 1.0}
