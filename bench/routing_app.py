@@ -2,9 +2,10 @@
 
 Builds a fresh database (`hybridpref_bench_routing`, dropped and re-created), a pairwise project
 of N items (default 100,000; prompt ~300 characters, one in five a chat, two responses ~800
-characters each; one text in ten has a non-ASCII word) with two AI judgments per item stored as judge runs store
-them (`probabilities`, `confidence`, `signals`, and `raw` with both presentation orders), and a
-few hundred in-app human judgments (two annotators on 300 items, so those items are "started").
+characters each; one text in ten has a non-ASCII word) with two AI judgments per item stored as
+judge runs store them (`probabilities`, `confidence`, `signals`, and `raw` with both
+presentation orders), and a few hundred in-app human judgments (two annotators on 300 items, so
+those items are "started").
 Rows are written with COPY, so seeding takes seconds.
 
 Then each policy runs `routing_preview` (read + features + policy + writing the decisions; no

@@ -9,10 +9,11 @@ Labels are read on the project's first aspect (its "overall" question): one rout
 per item, whatever the number of aspects.
 
 Computing a preview reads every item and AI judgment and builds text features (about 9 s at
-50,000 items on PostgreSQL, far more with MiniLM embeddings), so the page and the API only
-start it (`routing_run_start`, one active run per project, enforced by a partial unique
-constraint) and a Celery task on the `default` queue runs `routing_run_execute`. The `route`
-command computes in-process through the same two functions (`routing_preview`).
+100,000 items on PostgreSQL, see bench/routing_app.py; far more with MiniLM embeddings), so the
+page and the API only start it (`routing_run_start`, one active run per project, enforced by a
+partial unique constraint) and a Celery task on the `default` queue runs
+`routing_run_execute`. The `route` command computes in-process through the same two functions
+(`routing_preview`).
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ def _gc_paused() -> Iterator[None]:
     """Python's cyclic garbage collector paused while a preview builds its rows (restored after,
     if it was on). Reading 100,000 items makes hundreds of thousands of dicts and lists that all
     live on; the collections their allocations set off scan them again and again, which was a
-    third of the time spent reading (4.0 s of 10 at 100,000 items). Nothing cyclic is freed
+    third of the time spent reading (1.4 s of 4 at 100,000 items). Nothing cyclic is freed
     meanwhile: collection is only put off to the end."""
     was_enabled = gc.isenabled()
     gc.disable()

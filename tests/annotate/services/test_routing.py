@@ -255,7 +255,7 @@ def test_a_bad_request_is_refused_before_any_run_is_recorded(
     assert not RoutingRun.objects.exists()
 
 
-# --- The fast read and write give the decisions the ORM path gave ----------------------------------
+# --- The fast read and write give the decisions the ORM path gave -----------------------------
 
 
 def _orm_decisions(project: Any, policy: str, budget: int) -> list[tuple]:
