@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -356,6 +356,15 @@ class Rubric(models.Model):
         return f"rubric-v{self.version}"
 
 
+class JobBusy(Exception):
+    """A job of the same scope is already queued or running: `active` is that row (None if it
+    finished in the meantime)."""
+
+    def __init__(self, active: Any) -> None:
+        super().__init__(f"already active: {active}")
+        self.active = active
+
+
 class WorkerJob(models.Model):
     """What every row that a worker runs in the background records: who started it, when it
     started and ended, and why it failed. Its status choices are the subclass's own."""
@@ -380,6 +389,29 @@ class WorkerJob(models.Model):
             error=f"{type(exc).__name__}: {exc}"[:5000],
             finished_at=timezone.now(),
         )
+
+    @classmethod
+    def start_exclusive(cls, *, scope: dict[str, Any], **fields: Any) -> Any:
+        """A new queued row of `scope` (e.g. its project), unless one of the same scope is
+        queued or running (JobBusy). The rule is the subclass's partial unique constraint on its
+        ACTIVE statuses, which settles two requests that check at the same moment; rows lost by
+        their worker are failed first, so they do not block every later run."""
+        cls.fail_lost(**scope)
+        try:
+            with transaction.atomic():
+                return cls.objects.create(**scope, **fields)
+        except IntegrityError:
+            raise JobBusy(cls.objects.filter(status__in=cls.ACTIVE, **scope).first()) from None
+
+    @classmethod
+    def claim(cls, pk: int, **also: Any) -> Any:
+        """Mark the row running for the worker that got its task, with `also` set; the row (its
+        project loaded), or None when it is gone or finished. A row already "running" is claimed
+        again: that is a redelivery after its worker was lost."""
+        claimed = cls.objects.filter(pk=pk, status__in=cls.ACTIVE).update(
+            status="running", started_at=timezone.now(), **also
+        )
+        return cls.objects.select_related("project").get(pk=pk) if claimed else None
 
     @classmethod
     def fail_lost(cls, **filters: Any) -> int:

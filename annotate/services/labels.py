@@ -41,13 +41,22 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Count, TextField
 from django.db.models.functions import Cast, Mod
 from django.utils import timezone
 
 from annotate import verdicts
-from annotate.models import FinalLabel, Item, Judge, Judgment, LabelRun, Project, TaskType
+from annotate.models import (
+    FinalLabel,
+    Item,
+    JobBusy,
+    Judge,
+    Judgment,
+    LabelRun,
+    Project,
+    TaskType,
+)
 
 log = logging.getLogger(__name__)
 
@@ -575,14 +584,11 @@ def label_run_start(
     constraint on the row settles two requests that check at the same moment.
     """
     _check_method(method)
-    LabelRun.fail_lost(project=project)  # a lost run would block every later one
     try:
-        with transaction.atomic():
-            run = LabelRun.objects.create(project=project, method=method, created_by=user)
-    except IntegrityError:  # label_run_one_active_per_project: the rule lives in the database
-        active = LabelRun.objects.filter(project=project, status__in=LabelRun.ACTIVE).first()
+        run = LabelRun.start_exclusive(scope={"project": project}, method=method, created_by=user)
+    except JobBusy as busy:  # label_run_one_active_per_project
         raise LabelRunBusy(
-            _busy_message(active) if active else "final labels are already being computed"
+            _busy_message(busy.active) if busy.active else "final labels are already being computed"
         ) from None
     if enqueue:
         transaction.on_commit(lambda: _enqueue(run.pk))
@@ -602,12 +608,9 @@ def label_run_execute(*, run_id: int) -> LabelRun | None:
     again: that is a redelivery after its worker was lost, and the computation is one
     transaction that replaces every label, so repeating it is safe.
     """
-    claimed = LabelRun.objects.filter(pk=run_id, status__in=LabelRun.ACTIVE).update(
-        status=LabelRun.Status.RUNNING, started_at=timezone.now()
-    )
-    if not claimed:
+    run = LabelRun.claim(run_id)
+    if run is None:
         return None
-    run = LabelRun.objects.select_related("project").get(pk=run_id)
     try:
         summary = final_labels_compute(project=run.project, method=run.method)
     except Exception as exc:

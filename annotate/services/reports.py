@@ -18,11 +18,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from annotate.models import FinalLabel, Judgment, LabelRun, Project, ReportRun
+from annotate.models import FinalLabel, JobBusy, Judgment, LabelRun, Project, ReportRun
 from annotate.services.labels import quality_report
 from annotate.services.leaderboard import LABEL_SOURCES, leaderboard_compute
 
@@ -122,16 +122,12 @@ def report_run_start(
     project: the unique constraint on the row settles two requests that check at once.
     """
     params = report_params(project=project, **params)
-    ReportRun.fail_lost(project=project, kind=params["kind"])
+    scope = {"project": project, "kind": params.pop("kind")}
     try:
-        with transaction.atomic():
-            run = ReportRun.objects.create(project=project, created_by=user, **params)
-    except IntegrityError:  # report_run_one_active_per_project_kind
-        active = ReportRun.objects.filter(
-            project=project, kind=params["kind"], status__in=ReportRun.ACTIVE
-        ).first()
+        run = ReportRun.start_exclusive(scope=scope, created_by=user, **params)
+    except JobBusy as busy:  # report_run_one_active_per_project_kind
         raise ReportRunBusy(
-            _busy_message(active) if active else "this report is already being computed"
+            _busy_message(busy.active) if busy.active else "this report is already being computed"
         ) from None
     if enqueue:
         transaction.on_commit(lambda: _enqueue(run.pk))
@@ -215,12 +211,9 @@ def report_run_execute(*, run_id: int) -> ReportRun | None:
     again: a redelivery after its worker was lost; computing a report only reads, so repeating
     it is safe.
     """
-    claimed = ReportRun.objects.filter(pk=run_id, status__in=ReportRun.ACTIVE).update(
-        status=ReportRun.Status.RUNNING, started_at=timezone.now(), progress=0
-    )
-    if not claimed:
+    run = ReportRun.claim(run_id, progress=0)
+    if run is None:
         return None
-    run = ReportRun.objects.select_related("project").get(pk=run_id)
     # Read before the report, so a judgment added while it runs makes it stale, not missing.
     computed_at = timezone.now()
     last_id = Judgment.objects.filter(item__project=run.project).aggregate(last=Max("pk"))["last"]

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet, TextField
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
@@ -39,6 +39,7 @@ from django.utils import timezone
 import routing
 from annotate.models import (
     Item,
+    JobBusy,
     Judge,
     Judgment,
     Project,
@@ -149,6 +150,16 @@ def _aspect(project: Project) -> str:
     return project.aspects[0] if project.aspects else "overall"
 
 
+NO_AI_VERDICTS = "no AI verdicts yet: run a judge (or import a judge's labels) before routing"
+
+
+def _ai_verdicts(project: Project) -> QuerySet[Judgment]:
+    """The AI verdicts routing reads: registered judges' (imported ones included), first aspect."""
+    return Judgment.objects.filter(
+        item__project=project, kind=Judgment.Kind.AI, aspect=_aspect(project), judge__isnull=False
+    )
+
+
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """Python's cyclic garbage collector paused while a preview builds its rows (restored after,
@@ -197,9 +208,7 @@ def _routing_pool(
     n = len(rows)
     report(20)
 
-    ai = Judgment.objects.filter(
-        item__project=project, kind=Judgment.Kind.AI, aspect=aspect, judge__isnull=False
-    )
+    ai = _ai_verdicts(project)
     # Per judge: the rows and their (tie, A, B) probabilities, and those of the swapped order;
     # written into the arrays at once, in query order (a later row for an item wins, as before).
     found: dict[int, tuple[list[int], list[list[float]], list[int], list[list[float]]]] = {}
@@ -232,9 +241,7 @@ def _routing_pool(
             rows_swapped.append(i)
             swapped_probs.append(swapped)
     if not found:
-        raise RoutingError(
-            "no AI verdicts yet: run a judge (or import a judge's labels) before routing"
-        )
+        raise RoutingError(NO_AI_VERDICTS)
     judge_names = dict(Judge.objects.filter(pk__in=found).values_list("pk", "name"))
     by_judge: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     for judge_id, (rows_main, mains, rows_swapped, swapped_probs) in found.items():
@@ -349,13 +356,8 @@ def _check_request(
         cost_per_judgment=cost_per_judgment,
         available=n,
     )
-    has_ai = Judgment.objects.filter(
-        item__project=project, kind=Judgment.Kind.AI, aspect=_aspect(project), judge__isnull=False
-    ).exists()
-    if not has_ai:
-        raise RoutingError(
-            "no AI verdicts yet: run a judge (or import a judge's labels) before routing"
-        )
+    if not _ai_verdicts(project).exists():
+        raise RoutingError(NO_AI_VERDICTS)
 
 
 def routing_run_start(
@@ -382,21 +384,19 @@ def routing_run_start(
         budget_kind=budget_kind,
         cost_per_judgment=cost_per_judgment,
     )
-    RoutingRun.fail_lost(project=project)
     try:
-        with transaction.atomic():
-            run = RoutingRun.objects.create(
-                project=project,
-                policy=policy,
-                budget_kind=budget_kind,
-                budget=budget,
-                cost_per_judgment=cost_per_judgment,
-                seed=seed,
-                embed=embed,
-                created_by=user,
-            )
-    except IntegrityError:  # routing_run_one_active_per_project
-        active = RoutingRun.objects.filter(project=project, status__in=RoutingRun.ACTIVE).first()
+        run = RoutingRun.start_exclusive(
+            scope={"project": project},
+            policy=policy,
+            budget_kind=budget_kind,
+            budget=budget,
+            cost_per_judgment=cost_per_judgment,
+            seed=seed,
+            embed=embed,
+            created_by=user,
+        )
+    except JobBusy as busy:  # routing_run_one_active_per_project
+        active = busy.active
         raise RoutingRunBusy(
             f"a routing preview is already being computed (run #{active.pk}, {active.status}); "
             "wait for it to finish"
@@ -569,12 +569,9 @@ def routing_run_execute(*, run_id: int) -> RoutingRun | None:
     again: a redelivery after its worker was lost; the decisions are written in the same
     transaction that finishes the row, so a lost run left none behind.
     """
-    claimed = RoutingRun.objects.filter(pk=run_id, status__in=RoutingRun.ACTIVE).update(
-        status=RoutingRun.Status.RUNNING, started_at=timezone.now(), progress=0
-    )
-    if not claimed:
+    run = RoutingRun.claim(run_id, progress=0)
+    if run is None:
         return None
-    run = RoutingRun.objects.select_related("project").get(pk=run_id)
     try:
         _compute(run)
     except _Superseded:

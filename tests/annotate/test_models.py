@@ -9,7 +9,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from annotate.models import Item, Membership, Project
+from annotate.models import Item, JobBusy, LabelRun, Membership, Project
 
 pytestmark = pytest.mark.django_db
 
@@ -113,3 +113,25 @@ def test_validate_verdict_uses_the_projects_k_and_tie_rule() -> None:
     assert project.validate_verdict({"ranks": [3, 1, 2]}) == {"ranks": [3, 1, 2]}
     with pytest.raises(ValueError, match="permutation"):
         project.validate_verdict({"ranks": [1, 1, 2]})
+
+
+# --- Worker jobs (WorkerJob, shown on LabelRun) -------------------------------------------------
+
+
+def test_a_second_job_of_the_same_scope_is_refused_naming_the_active_one(project: Any) -> None:
+    first = LabelRun.start_exclusive(scope={"project": project}, method="majority")
+    with pytest.raises(JobBusy) as busy:
+        LabelRun.start_exclusive(scope={"project": project}, method="majority")
+    assert busy.value.active == first
+    assert LabelRun.objects.count() == 1
+
+
+def test_a_job_is_claimed_once_by_status_and_again_while_it_is_running(project: Any) -> None:
+    run = LabelRun.start_exclusive(scope={"project": project}, method="majority")
+    claimed = LabelRun.claim(run.pk)
+    assert claimed.status == "running" and claimed.started_at is not None
+    assert claimed.project == project
+    assert LabelRun.claim(run.pk) is not None  # a redelivery after a lost worker
+    LabelRun.objects.filter(pk=run.pk).update(status="succeeded")
+    assert LabelRun.claim(run.pk) is None
+    assert LabelRun.claim(run.pk + 1000) is None
