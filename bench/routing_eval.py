@@ -103,6 +103,9 @@ def load_pandalm(data: Path) -> dict:
         "gold": gold,
         "gpt": np.array([GPT_LABELS[gpt[i]["gpt_result"]] for i in idx]),
         "pandalm": np.array([int(pl[i]["pandalm_result"]) for i in idx]),
+        # The judges' stated reasons, as `import_labels` stores them (`rationale`).
+        "gpt_reason": [gpt[i].get("gpt_reason") or "" for i in idx],
+        "pandalm_reason": [pl[i].get("pandalm_reason") or "" for i in idx],
     }
 
 
@@ -647,6 +650,11 @@ def main() -> None:
     )
     parser.add_argument("--skip-estimator", action="store_true")
     parser.add_argument(
+        "--no-reasons",
+        action="store_true",
+        help="leave out the judges' stated reasons (the features before they were read)",
+    )
+    parser.add_argument(
         "--ceiling", action="store_true", help="print the gold-informed bound (analysis only)"
     )
     args = parser.parse_args()
@@ -658,8 +666,14 @@ def main() -> None:
         print(f"items: {args.items} half of a sha256 split")
     n = len(data["gold"])
     judges = [
-        JudgeVerdicts.from_labels("gpt-3.5-turbo", data["gpt"]),
-        JudgeVerdicts.from_labels("pandalm-7b", data["pandalm"]),
+        JudgeVerdicts.from_labels(
+            "gpt-3.5-turbo", data["gpt"], rationales=None if args.no_reasons else data["gpt_reason"]
+        ),
+        JudgeVerdicts.from_labels(
+            "pandalm-7b",
+            data["pandalm"],
+            rationales=None if args.no_reasons else data["pandalm_reason"],
+        ),
     ]
     if args.extra_judge:
         judges.append(load_extra_judge(args.extra_judge, data["idx"]))

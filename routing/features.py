@@ -73,22 +73,32 @@ class JudgeVerdicts:
     ``probs`` is ``(n, 3)`` over (tie, A, B); a row of NaN marks an unusable verdict (an
     unparseable answer, a failed call). ``probs_swapped`` holds the verdicts obtained with the
     two responses presented in the other order, *already mapped back* to the original
-    orientation (so that for a position-unbiased judge it equals ``probs``).
+    orientation (so that for a position-unbiased judge it equals ``probs``). ``rationales``
+    holds the judge's stated reason per item where it gave one (imported GPT/PandaLM verdicts
+    do; a judge read from next-token probabilities does not): see
+    :func:`rationale_features`.
     """
 
     name: str
     probs: np.ndarray
     probs_swapped: np.ndarray | None = None
+    rationales: Sequence[str | None] | None = None
 
     @classmethod
     def from_labels(
-        cls, name: str, labels: Sequence[int] | np.ndarray, swapped: Sequence[int] | None = None
+        cls,
+        name: str,
+        labels: Sequence[int] | np.ndarray,
+        swapped: Sequence[int] | None = None,
+        *,
+        rationales: Sequence[str | None] | None = None,
     ) -> JudgeVerdicts:
         """Build from discrete verdicts (``-1`` = unusable) as one-hot probabilities."""
         return cls(
             name,
             _one_hot_or_nan(np.asarray(labels, dtype=int)),
             None if swapped is None else _one_hot_or_nan(np.asarray(swapped, dtype=int)),
+            rationales,
         )
 
     def balanced(self) -> np.ndarray:
@@ -239,6 +249,67 @@ def judge_features(judges: Sequence[JudgeVerdicts], ai: AILabels) -> tuple[list[
             names.append(f"judge:{j.name}:p_{cls}")
             cols.append(filled[:, k])
     return names, np.column_stack(cols)
+
+
+#: Cue words in a judge's stated reason (English), counted per reason. A reason that points out
+#: flaws ("Response 1 is incorrect", "does not answer") or weighs both sides ("but", "both",
+#: "similar") comes with a wrong verdict far more often than one that praises detail ("more
+#: detailed", "comprehensive"): on PandaLM, GPT-3.5's verdict is wrong on 60 % of the 70 items
+#: whose reason has two or more flaw cues, 33 % with one and 24 % with none. The lists are
+#: generic English; how much each count matters is learned from human labels like any other
+#: column (the cold start's fixed use of the flaw count is in routing.policies).
+RATIONALE_CUES: dict[str, re.Pattern[str]] = {
+    "flaw": re.compile(
+        r"\b(?:not|no|\w+n't|incorrect(?:ly)?|inaccurate|wrong|fail(?:s|ed)?|missing|incomplete"
+        r"|errors?|irrelevant|repetitive|nonsens\w*|unclear|lack(?:s|ing)?|mistakes?|instead)\b"
+    ),
+    "hedge": re.compile(
+        r"\b(?:but|however|although|though|while|whereas|both|neither|similar(?:ly)?|equally"
+        r"|same|slightly|also)\b"
+    ),
+    "detail": re.compile(
+        r"\b(?:detailed|comprehensive|more|informative|thorough|specific|complete|clear"
+        r"|concise)\b"
+    ),
+}
+
+
+def rationale_features(judges: Sequence[JudgeVerdicts]) -> tuple[list[str], np.ndarray]:
+    """Columns read from the judges' stated reasons, for the judges that gave any.
+
+    Per such judge: the count of each :data:`RATIONALE_CUES` group and ``log(1 + words)``
+    (``judge:NAME:reason_flaw`` ...). A judge without reasons adds no column, so a panel of
+    probability-only judges builds exactly the matrix it did before. An item the judge gave
+    no reason for gets zeros.
+    """
+    n = len(judges[0].probs) if judges else 0
+    names: list[str] = []
+    cols: list[np.ndarray] = []
+    for judge in judges:
+        reasons = judge.rationales
+        if reasons is None or not any(reasons):
+            continue
+        if len(reasons) != n:
+            raise ValueError(f"judge {judge.name}: {len(reasons)} rationales for {n} items")
+        counts = np.zeros((n, len(RATIONALE_CUES) + 1))
+        for i, reason in enumerate(reasons):
+            if not reason:
+                continue
+            text = reason.lower()
+            for k, pattern in enumerate(RATIONALE_CUES.values()):
+                counts[i, k] = len(pattern.findall(text))
+            counts[i, -1] = math.log1p(len(text.split()))
+        names += [f"judge:{judge.name}:reason_{cue}" for cue in RATIONALE_CUES]
+        names.append(f"judge:{judge.name}:reason_words")
+        cols.append(counts)
+    if not cols:
+        return names, np.zeros((n, 0))
+    # One panel-level column the cold start can use without labels (see
+    # routing.policies.uncertainty_scores): the judges' flaw cues, 2 or more counting as 1.
+    flaws = np.column_stack([c[:, 0] for c in cols])
+    names.append("reason_flaws")
+    cols.append((np.minimum(flaws, 2.0) / 2.0).mean(axis=1, keepdims=True))
+    return names, np.hstack(cols)
 
 
 # For ASCII text `\w+` is `[A-Za-z0-9_]+`: mapping every other byte to a space (and A-Z to a-z)

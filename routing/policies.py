@@ -199,20 +199,25 @@ class UncertaintyPolicy(Policy):
     """Least confident AI label first.
 
     score = (1 - combined judge confidence) + 0.5 * panel disagreement
-            + 0.5 * swap disagreement + 0.5 * share of judges with no usable verdict.
+            + 0.5 * swap disagreement + 0.5 * share of judges with no usable verdict
+            + 0.25 * the judges' flaw cues (``reason_flaws``, 0-1; only judges that give reasons).
 
     The combined confidence already drops when judges disagree; the explicit terms break the
     many ties that discrete verdicts leave and push items that a judge flips under reordering
-    (a known sign of position bias) ahead of merely lukewarm ones.
+    (a known sign of position bias) ahead of merely lukewarm ones. A judge whose own reason
+    finds fault ("is incorrect", "does not") is wrong far more often than one that praises
+    detail; the flaw term is small enough that it only orders items within a level of panel
+    agreement (on PandaLM's development half, weights 0.25 and 0.5 routed identically).
     """
 
     name = "uncertainty"
-    version = "1"
+    version = "2"
     weights: ClassVar[dict[str, float]] = {
         "low_confidence": 1.0,
         "panel_disagreement": 0.5,
         "swap_disagreement": 0.5,
         "judges_missing": 0.5,
+        "reason_flaws": 0.25,
     }
 
     def score(self, pool, state, k, rng) -> Scored:
@@ -228,6 +233,7 @@ def uncertainty_scores(pool: RoutingPool) -> Scored:
             w["panel_disagreement"] * _col(pool, "panel_disagreement"),
             w["swap_disagreement"] * _col(pool, "swap_disagreement"),
             w["judges_missing"] * _col(pool, "judges_missing"),
+            w["reason_flaws"] * _col(pool, "reason_flaws"),
         ]
     )
     return Scored(parts.sum(axis=1), list(w), parts)

@@ -17,6 +17,7 @@ from routing.features import (
     judge_features,
     lexical_features,
     make_pool_features,
+    rationale_features,
 )
 
 
@@ -58,9 +59,11 @@ def build_pool(
         prompts, responses_a, responses_b, embedder=embedder
     )
     j_names, jv = judge_features(judges, ai)
+    r_names, rv = rationale_features(judges)
+    names = [*lex_names, *j_names, *r_names]
     features = make_pool_features(
-        [*lex_names, *j_names],
-        np.hstack([lex, jv]) if len(ai) else np.zeros((0, len(lex_names) + len(j_names))),
+        names,
+        np.hstack([lex, jv, rv]) if len(ai) else np.zeros((0, len(names))),
         categorical=categorical,
         embedding_diff=emb_diff,
         n_bins=n_bins,

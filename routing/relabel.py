@@ -183,6 +183,8 @@ def label_model_matrix(pool: RoutingPool) -> tuple[list[str], np.ndarray]:
         names.append(f"ai_label={cls}")
     values = np.asarray(f.values, dtype=float)
     for j, name in enumerate(f.names):
+        if ":reason_" in name:
+            continue  # enters below, once per AI label
         v = values[:, j]
         if np.all((v == 0.0) | (v == 1.0)):
             cols.append(v)
@@ -190,6 +192,19 @@ def label_model_matrix(pool: RoutingPool) -> tuple[list[str], np.ndarray]:
             sd = v.std()
             cols.append((v - v.mean()) / sd if sd > 1e-12 else np.zeros(n))
         names.append(name)
+    # A judge's stated reason speaks about the label that judge gave: "Response 1 is incorrect
+    # but ..." makes *that* verdict doubtful, whichever side it is. A plain column can only move
+    # every item towards the same class, so each reason cue enters once per AI label instead
+    # (on the development half of PandaLM, plain columns as well did no better).
+    for j, name in enumerate(f.names):
+        if ":reason_" not in name:
+            continue
+        v = values[:, j]
+        sd = v.std()
+        z = (v - v.mean()) / sd if sd > 1e-12 else np.zeros(n)
+        for k, cls in enumerate(("tie", "a", "b")):
+            cols.append(z * (ai == k))
+            names.append(f"{name}|ai_label={cls}")
     if "token_overlap" in f.names:
         # Near-identical responses are the strongest tie signal; a flag lets the model treat
         # them apart from the smooth overlap trend. 0.9 is set a priori, not fitted.
@@ -419,7 +434,7 @@ class CorrectedPolicy(Policy):
     """
 
     name = "corrected"
-    version = "2"
+    version = "3"
 
     def __init__(
         self,

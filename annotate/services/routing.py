@@ -212,6 +212,8 @@ def _routing_pool(
     # Per judge: the rows and their (tie, A, B) probabilities, and those of the swapped order;
     # written into the arrays at once, in query order (a later row for an item wins, as before).
     found: dict[int, tuple[list[int], list[list[float]], list[int], list[list[float]]]] = {}
+    # The stated reasons (imported labels keep them as `rationale`): routing reads their cues.
+    reasons: dict[int, dict[int, str]] = defaultdict(dict)
     # Of `raw` (a judge's whole output) only the two presentation orders are read.
     verdicts = ai.values_list(
         "item_id",
@@ -221,9 +223,10 @@ def _routing_pool(
         "confidence",
         KT("raw__order_ab"),
         KT("raw__order_ba"),
+        "rationale",
     )
-    for item_id, judge_id, value, probabilities, confidence, order_ab, order_ba in _stream(
-        verdicts, ("int8", "int8", "text", "text", "float8", "text", "text")
+    for item_id, judge_id, value, probabilities, confidence, order_ab, order_ba, why in _stream(
+        verdicts, ("int8", "int8", "text", "text", "float8", "text", "text", "text")
     ):
         main, swapped = _probs_of(
             _loads(value),
@@ -240,10 +243,12 @@ def _routing_pool(
         if swapped is not None:
             rows_swapped.append(i)
             swapped_probs.append(swapped)
+        if why:
+            reasons[judge_id][i] = why
     if not found:
         raise RoutingError(NO_AI_VERDICTS)
     judge_names = dict(Judge.objects.filter(pk__in=found).values_list("pk", "name"))
-    by_judge: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    by_judge: dict[str, tuple[np.ndarray, np.ndarray | None, list[str] | None]] = {}
     for judge_id, (rows_main, mains, rows_swapped, swapped_probs) in found.items():
         probs = np.full((n, 3), np.nan)
         probs[rows_main] = mains
@@ -251,7 +256,12 @@ def _routing_pool(
         if rows_swapped:
             probs_sw = np.full((n, 3), np.nan)
             probs_sw[rows_swapped] = swapped_probs
-        by_judge[judge_names[judge_id]] = (probs, probs_sw)
+        said = None
+        if reasons.get(judge_id):
+            said = [""] * n
+            for i, why in reasons[judge_id].items():
+                said[i] = why
+        by_judge[judge_names[judge_id]] = (probs, probs_sw, said)
     names = sorted(by_judge)
     report(45)
     judges = [routing.JudgeVerdicts(name, *by_judge[name]) for name in names]

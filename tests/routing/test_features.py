@@ -18,6 +18,7 @@ from routing.features import (
     judge_features,
     lexical_features,
     make_pool_features,
+    rationale_features,
 )
 from routing.pool import build_pool
 
@@ -251,3 +252,40 @@ def test_lower_case_changes_tokens_only_for_the_characters_the_fast_path_knows()
         if len(lowered) != 1 or bool(word.fullmatch(lowered)) != is_word:
             changes += c
     assert changes == _LOWER_CHANGES_TOKENS
+
+
+def test_rationale_features_count_each_judges_cues_and_words():
+    gpt = JudgeVerdicts.from_labels(
+        "gpt",
+        [1, 2, 1],
+        rationales=[
+            "Response 1 is incorrect and does not answer, but it is shorter.",
+            "Response 2 is more detailed and comprehensive.",
+            None,
+        ],
+    )
+    names, values = rationale_features([gpt, JudgeVerdicts.from_labels("quiet", [1, 1, 2])])
+    col = dict(zip(names, values.T, strict=True))
+    assert col["judge:gpt:reason_flaw"].tolist() == [2.0, 0.0, 0.0]  # "incorrect", "not"
+    assert col["judge:gpt:reason_hedge"].tolist() == [1.0, 0.0, 0.0]  # "but"
+    assert col["judge:gpt:reason_detail"].tolist() == [0.0, 3.0, 0.0]
+    assert col["judge:gpt:reason_words"][0] == pytest.approx(math.log1p(12))
+    assert col["judge:gpt:reason_words"][2] == 0.0
+    assert col["reason_flaws"].tolist() == [1.0, 0.0, 0.0]  # 2 or more cues count as 1
+    assert not any(name.startswith("judge:quiet:") for name in names)
+
+
+def test_a_panel_without_reasons_builds_the_same_pool_as_before():
+    judges = [JudgeVerdicts.from_labels("a", [1, 2]), JudgeVerdicts.from_labels("b", [1, 1])]
+    names, values = rationale_features(judges)
+    assert names == [] and values.shape == (2, 0)
+    pool = build_pool(
+        prompts=["q", "q"], responses_a=["x", "y"], responses_b=["z", "w"], judges=judges
+    )
+    assert not any("reason" in name for name in pool.features.names)
+
+
+def test_rationales_of_the_wrong_length_are_refused():
+    judge = JudgeVerdicts.from_labels("a", [1, 2], rationales=["only one"])
+    with pytest.raises(ValueError, match="judge a: 1 rationales for 2 items"):
+        rationale_features([judge])

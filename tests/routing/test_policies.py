@@ -17,7 +17,7 @@ from routing.policies import (
     fit_error_model,
     make_policy,
 )
-from routing.pool import RoutingPool
+from routing.pool import RoutingPool, RoutingState, build_pool
 from routing.rounds import route_in_rounds
 from routing.synthetic import synthetic_pool
 
@@ -48,7 +48,7 @@ def test_uncertainty_routes_least_confident_items_first():
     pool = pool_from_confidences(np.array([0.99, 0.55, 0.9, 0.6, 0.51]))
     result = UncertaintyPolicy().route(pool, 3)
     assert result.chosen.tolist() == [4, 1, 3]
-    assert result.policy == "uncertainty" and result.version == "1"
+    assert result.policy == "uncertainty" and result.version == "2"
 
 
 @pytest.mark.parametrize("name", [*FAST, "hyper"])
@@ -203,3 +203,19 @@ def test_learned_exploration_spends_a_share_of_the_round_on_random_items(syn):
 def test_make_policy_rejects_an_unknown_name():
     with pytest.raises(ValueError, match="unknown policy"):
         make_policy("oracle")
+
+
+def test_uncertainty_orders_items_by_the_judges_flaw_cues_within_one_level_of_agreement():
+    reasons = ["It is incorrect, not relevant.", "It is not complete.", "Clear.", "Clear."]
+    pool = build_pool(
+        prompts=["q"] * 4,
+        responses_a=["a one", "a two", "a three", "a four"],
+        responses_b=["b one", "b two", "b three", "b four"],
+        judges=[
+            JudgeVerdicts.from_labels("gpt", [1, 1, 1, 1], rationales=reasons),
+            JudgeVerdicts.from_labels("pl", [1, 1, 1, 2]),
+        ],
+    )
+    scores = make_policy("uncertainty").score(pool, RoutingState.empty(4), 1, None).scores
+    # The split panel (item 3) still comes first: a flawed reason only orders agreeing items.
+    assert np.argsort(-scores).tolist() == [3, 0, 1, 2]

@@ -250,3 +250,38 @@ def test_doubting_the_raw_ai_label_routes_the_errors_a_kept_ai_label_would_keep(
 def test_an_unknown_doubt_target_is_refused():
     with pytest.raises(ValueError):
         make_policy("corrected", doubt_of="gold")
+
+
+def flaw_trap(n: int = 600, seed: int = 0):
+    """Both judges always agree; where the first judge's reason finds fault, the humans side
+    with the *other* response, whichever one the judges chose. Only a doubt that follows the
+    AI label can express that: a plain column would push every flawed item the same way."""
+    rng = np.random.default_rng(seed)
+    ai = rng.choice([A_BETTER, B_BETTER], size=n)
+    flawed = rng.random(n) < 0.3
+    truth = np.where(flawed, np.where(ai == A_BETTER, B_BETTER, A_BETTER), ai)
+    reasons = [
+        "Response is incorrect and does not follow the request." if f else "More detailed."
+        for f in flawed
+    ]
+    texts = [_text(rng, 30) for _ in range(2 * n)]
+    pool = build_pool(
+        prompts=["q"] * n,
+        responses_a=texts[:n],
+        responses_b=texts[n:],
+        judges=[
+            JudgeVerdicts.from_labels("j1", ai, rationales=reasons),
+            JudgeVerdicts.from_labels("j2", ai),
+        ],
+    )
+    return pool, truth, flawed
+
+
+def test_learns_that_a_judge_finding_fault_makes_its_own_verdict_doubtful_on_either_side():
+    pool, truth, flawed = flaw_trap()
+    result = relabel_ai_labels(pool, state_with(truth, random_routed(len(truth), 150)))
+    assert result.fitted
+    doubt = 1.0 - result.probs[np.arange(len(truth)), pool.ai.label]
+    for side in (A_BETTER, B_BETTER):
+        on_side = pool.ai.label == side
+        assert doubt[on_side & flawed].min() > doubt[on_side & ~flawed].max()

@@ -43,6 +43,26 @@ def test_uncertainty_sends_the_items_the_judges_disagree_on(judged: Any) -> None
     assert run.decisions.count() == 20  # every item has its decision, with its score
 
 
+def test_a_judge_whose_stated_reason_finds_fault_sends_its_item_ahead_of_agreed_ones(
+    judged: Any,
+) -> None:
+    flawed = [str(i) for i in range(3)]
+    Judgment.objects.filter(
+        item__project=judged, judge__name="gpt", item__external_id__in=flawed
+    ).update(rationale="Response A is incorrect and does not answer the question.")
+    features = routing.routing_pool(project=judged).pool.features
+    assert features.column("judge:gpt:reason_flaw").tolist() == [2.0] * 3 + [0.0] * 17
+    assert not any(name.startswith("judge:pl:reason") for name in features.names)
+
+    run = routing.routing_preview(project=judged, policy="uncertainty", budget=8)
+    humans = run.decisions.filter(route="human")
+    assert set(humans.values_list("item__external_id", flat=True)) == {
+        *flawed,
+        *(str(i) for i in range(15, 20)),
+    }
+    assert all("reason_flaws" in d.reason for d in humans.filter(item__external_id__in=flawed))
+
+
 def test_a_preview_routes_nothing_until_it_is_applied(judged: Any) -> None:
     run = routing.routing_preview(project=judged, policy="uncertainty", budget=5)
     assert not judged.items.exclude(route=Item.Route.PENDING).exists()
