@@ -256,8 +256,10 @@ def judge_features(judges: Sequence[JudgeVerdicts], ai: AILabels) -> tuple[list[
 #: "similar") comes with a wrong verdict far more often than one that praises detail ("more
 #: detailed", "comprehensive"): on PandaLM, GPT-3.5's verdict is wrong on 60 % of the 70 items
 #: whose reason has two or more flaw cues, 33 % with one and 24 % with none. The lists are
-#: generic English; how much each count matters is learned from human labels like any other
-#: column (the cold start's fixed use of the flaw count is in routing.policies).
+#: general English words, written by hand after reading which words a bag-of-words model of
+#: AI errors weighted most on PandaLM (bench/RESULTS.md, "## routing"); how much each count
+#: matters is learned from human labels like any other column (the cold start's fixed use of
+#: the flaw count is in routing.policies).
 RATIONALE_CUES: dict[str, re.Pattern[str]] = {
     "flaw": re.compile(
         r"\b(?:not|no|\w+n't|incorrect(?:ly)?|inaccurate|wrong|fail(?:s|ed)?|missing|incomplete"
