@@ -156,9 +156,14 @@ def main() -> None:
             failed += 1
             continue
         v = result.verdicts["overall"]
+        ab, ba = v.order_ab, v.order_ba
         records.append(
             {
                 "idx": item["id"],
+                # Each presentation order over (tie, A, B), order BA mapped back to A/B: what
+                # bench/routing_eval.py --extra-judge reads, like the app reads both orders.
+                "probs": [ab.p_tie, ab.p_first, ab.p_second],
+                "probs_swapped": [ba.p_tie, ba.p_second, ba.p_first],
                 "p_a": v.p_a,
                 "p_b": v.p_b,
                 "p_tie": v.p_tie,
@@ -171,7 +176,6 @@ def main() -> None:
             }
         )
         correct.append(label_from_strength(v.strength) == item["gold"])
-        ab, ba = v.order_ab, v.order_ba
         consistent.append(
             order_label(ab.p_first, ab.p_second, ab.p_tie, False)
             == order_label(ba.p_first, ba.p_second, ba.p_tie, True)
