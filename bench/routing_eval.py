@@ -313,7 +313,10 @@ def ceiling_check(data: dict, pool, share: float = 0.2) -> list[tuple[str, float
     - the panel label as is, routed by its true per-pattern accuracy (least accurate pattern
       first);
     - the best label per panel pattern (the gold majority of the pattern), routed likewise;
-    - the label model fitted on *every* gold label (5-fold cross-fitted), routed by its doubt.
+    - the label model fitted on *every* gold label (5-fold cross-fitted), routed by its doubt;
+    - the panel label as is, routed by that label model's doubt of it (the bound for
+      ``corrected-ai``: it sees every feature, the judges' reasons included, not only the
+      pattern).
     """
     gold, ann = data["gold"], data["annotators"]
     n, k = len(gold), round(share * len(gold))
@@ -337,11 +340,14 @@ def ceiling_check(data: dict, pool, share: float = 0.2) -> list[tuple[str, float
         # relabel_ai_labels keeps the AI prior when the fit does not beat it (as a run would).
         probs[~train] = relabel_ai_labels(pool, state, seed=0).probs[~train]
     fitted = (probs.argmax(axis=1) == gold).astype(float)
+    ai = pool.ai.label
+    p_ai = np.where(ai != UNKNOWN, probs[np.arange(n), np.maximum(ai, 0)], 0.0)
     rows = []
     for name, right, doubt in (
         ("panel label as is, by pattern", by_pattern, -by_pattern),
         ("best label per pattern", best, -best),
         ("label model fit on all gold", fitted, -probs.max(axis=1)),
+        ("as is, by that model's doubt", as_is, -p_ai),
     ):
         chosen = np.argsort(-doubt, kind="stable")[:k]
         routed = (right.sum() + (h - right[chosen]).sum()) / n
