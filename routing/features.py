@@ -219,6 +219,13 @@ def judge_features(judges: Sequence[JudgeVerdicts], ai: AILabels) -> tuple[list[
             continue
         ok = ~np.isnan(j.probs).any(axis=1) & ~np.isnan(j.probs_swapped).any(axis=1)
         tv = 0.5 * np.abs(np.nan_to_num(j.probs) - np.nan_to_num(j.probs_swapped)).sum(axis=1)
+        if ok.any():
+            # Scaled by how often this judge picks the same winner in both orders over the
+            # pool: a judge that flips on nearly every item (the embedded SmolLM2 keeps its
+            # verdict on 2.6 % of PandaLM's pairs: it mostly picks a position) says nothing
+            # about *this* item by flipping on it. An order-consistent judge keeps its signal.
+            same = j.probs[ok].argmax(axis=1) == j.probs_swapped[ok].argmax(axis=1)
+            tv = tv * float(same.mean())
         swap += np.where(ok, tv, 0.0)
         swap_count += ok
     swap_disagreement = np.where(swap_count > 0, swap / np.maximum(swap_count, 1), 0.0)

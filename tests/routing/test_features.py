@@ -87,6 +87,22 @@ def test_balanced_probabilities_average_both_presentation_orders():
     assert np.allclose(judge.balanced(), [[0.0, 0.5, 0.5], [0.1, 0.9, 0.0]])
 
 
+def test_a_judge_that_flips_on_every_item_adds_no_swap_disagreement():
+    always_first = np.array([[0.0, 0.9, 0.1]] * 4)
+    flips = JudgeVerdicts("position", always_first, always_first[:, [0, 2, 1]])
+    names, values = judge_features([flips], combine_judges([flips]))
+    assert values[:, names.index("swap_disagreement")].tolist() == [0.0] * 4
+
+
+def test_swap_disagreement_is_scaled_by_how_often_the_judge_keeps_its_verdict():
+    ab = np.array([[0.0, 1.0, 0.0]] * 4)
+    ba = ab.copy()
+    ba[0] = [0.0, 0.0, 1.0]  # flips on one item of four
+    judge = JudgeVerdicts("j", ab, ba)
+    names, values = judge_features([judge], combine_judges([judge]))
+    assert values[:, names.index("swap_disagreement")].tolist() == [0.75, 0.0, 0.0, 0.0]
+
+
 def test_judge_features_report_panel_and_swap_disagreement():
     a = JudgeVerdicts(
         "a", np.array([[0, 1, 0], [0, 1, 0]], float), np.array([[0, 0, 1], [0, 1, 0]], float)
@@ -95,7 +111,8 @@ def test_judge_features_report_panel_and_swap_disagreement():
     ai = combine_judges([a, b])
     names, values = judge_features([a, b], ai)
     col = dict(zip(names, values.T, strict=True))
-    assert col["swap_disagreement"].tolist() == pytest.approx([1.0, 0.0])
+    # Judge a flips on item 0, one of its two items: its full flip counts half.
+    assert col["swap_disagreement"].tolist() == pytest.approx([0.5, 0.0])
     assert col["panel_disagreement"].tolist() == pytest.approx([0.0, 0.5])
     assert col["judge:b:p_b"].tolist() == [0.0, 1.0]
 
