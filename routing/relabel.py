@@ -182,35 +182,37 @@ def label_model_matrix(pool: RoutingPool) -> tuple[list[str], np.ndarray]:
         cols.append((ai == k).astype(float))
         names.append(f"ai_label={cls}")
     values = np.asarray(f.values, dtype=float)
-    for j, name in enumerate(f.names):
-        if ":reason_" in name:
-            continue  # enters below, once per AI label
-        v = values[:, j]
-        if np.all((v == 0.0) | (v == 1.0)):
-            cols.append(v)
-        else:
-            sd = v.std()
-            cols.append((v - v.mean()) / sd if sd > 1e-12 else np.zeros(n))
-        names.append(name)
     # A judge's stated reason speaks about the label that judge gave: "Response 1 is incorrect
     # but ..." makes *that* verdict doubtful, whichever side it is. A plain column can only move
     # every item towards the same class, so each reason cue enters once per AI label instead
-    # (on the development half of PandaLM, plain columns as well did no better).
+    # (on the development half of PandaLM, plain columns as well did no better). They go after
+    # the plain columns.
+    reason_cols: list[np.ndarray] = []
+    reason_names: list[str] = []
     for j, name in enumerate(f.names):
-        if ":reason_" not in name:
-            continue
         v = values[:, j]
-        sd = v.std()
-        z = (v - v.mean()) / sd if sd > 1e-12 else np.zeros(n)
-        for k, cls in enumerate(("tie", "a", "b")):
-            cols.append(z * (ai == k))
-            names.append(f"{name}|ai_label={cls}")
+        if ":reason_" in name:
+            z = _standardised(v)
+            for k, cls in enumerate(("tie", "a", "b")):
+                reason_cols.append(z * (ai == k))
+                reason_names.append(f"{name}|ai_label={cls}")
+            continue
+        cols.append(v if np.all((v == 0.0) | (v == 1.0)) else _standardised(v))
+        names.append(name)
+    cols += reason_cols
+    names += reason_names
     if "token_overlap" in f.names:
         # Near-identical responses are the strongest tie signal; a flag lets the model treat
         # them apart from the smooth overlap trend. 0.9 is set a priori, not fitted.
         cols.append((f.column("token_overlap") >= 0.9).astype(float))
         names.append("near_identical")
     return names, np.column_stack(cols)
+
+
+def _standardised(v: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance; a constant column becomes zeros."""
+    sd = v.std()
+    return (v - v.mean()) / sd if sd > 1e-12 else np.zeros(len(v))
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
