@@ -212,8 +212,9 @@ def _routing_pool(
     # Per judge: the rows and their (tie, A, B) probabilities, and those of the swapped order;
     # written into the arrays at once, in query order (a later row for an item wins, as before).
     found: dict[int, tuple[list[int], list[list[float]], list[int], list[list[float]]]] = {}
-    # The stated reasons (imported labels keep them as `rationale`): routing reads their cues.
-    reasons: dict[int, dict[int, str]] = defaultdict(dict)
+    # Per judge that gave any: its stated reason per item (imported labels keep them as
+    # `rationale`), "" where it gave none. Routing reads their cues.
+    reasons: dict[int, list[str]] = {}
     # Of `raw` (a judge's whole output) only the two presentation orders are read.
     verdicts = ai.values_list(
         "item_id",
@@ -244,6 +245,8 @@ def _routing_pool(
             rows_swapped.append(i)
             swapped_probs.append(swapped)
         if why:
+            if judge_id not in reasons:
+                reasons[judge_id] = [""] * n
             reasons[judge_id][i] = why
     if not found:
         raise RoutingError(NO_AI_VERDICTS)
@@ -256,12 +259,7 @@ def _routing_pool(
         if rows_swapped:
             probs_sw = np.full((n, 3), np.nan)
             probs_sw[rows_swapped] = swapped_probs
-        said = None
-        if reasons.get(judge_id):
-            said = [""] * n
-            for i, why in reasons[judge_id].items():
-                said[i] = why
-        by_judge[judge_names[judge_id]] = (probs, probs_sw, said)
+        by_judge[judge_names[judge_id]] = (probs, probs_sw, reasons.get(judge_id))
     names = sorted(by_judge)
     report(45)
     judges = [routing.JudgeVerdicts(name, *by_judge[name]) for name in names]
