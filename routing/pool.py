@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -14,6 +15,8 @@ from routing.features import (
     JudgeVerdicts,
     PoolFeatures,
     combine_judges,
+    combine_votes,
+    estimate_judge_weights,
     judge_features,
     lexical_features,
     make_pool_features,
@@ -45,20 +48,41 @@ def build_pool(
     tags: Mapping[str, Sequence[str | None]] | None = None,
     embedder: Embedder | None = None,
     primary_judge: int = 0,
-    judge_weights: Sequence[float] | None = None,
+    judge_weights: Sequence[float] | Literal["auto"] | None = "auto",
     n_bins: int = 3,
 ) -> RoutingPool:
     """Build a pool from raw texts, a judge panel and optional LLM tags.
 
-    ``judges`` must hold at least one judge (the AI labels come from it, see
-    :func:`routing.features.combine_judges`). Bins are fixed on this whole pool.
+    ``judges`` must hold at least one judge; the AI labels come from it:
+
+    - ``judge_weights="auto"`` (the default): a panel of three or more judges is weighed by how
+      often its judges agree (:func:`routing.features.estimate_judge_weights`) and labelled by
+      the posterior of their votes (:func:`routing.features.combine_votes`); a smaller panel,
+      or one whose weights cannot be estimated, by the mean of its probabilities;
+    - ``None``: the mean of the judges' probabilities (:func:`routing.features.combine_judges`);
+    - numbers: that mean, weighted.
+
+    Bins are fixed on this whole pool.
     """
-    ai = combine_judges(judges, weights=judge_weights, primary=primary_judge)
+    if isinstance(judge_weights, str):
+        if judge_weights != "auto":
+            raise ValueError(
+                f"judge_weights must be 'auto', None or numbers, not {judge_weights!r}"
+            )
+        estimated = estimate_judge_weights(judges)
+        mean = combine_judges(judges, weights=estimated, primary=primary_judge)
+        ai = mean if estimated is None else combine_votes(judges, estimated, primary=primary_judge)
+    else:
+        mean = ai = combine_judges(judges, weights=judge_weights, primary=primary_judge)
     categorical = {"panel_votes": panel_votes(judges), **(tags or {})}
     lex_names, lex, emb_diff = lexical_features(
         prompts, responses_a, responses_b, embedder=embedder
     )
-    j_names, jv = judge_features(judges, ai)
+    # The judge-signal columns describe the judges' probabilities, graded (their mean, with the
+    # same weights), not the few levels a posterior over votes takes; the label and its doubt
+    # are `ai`'s. On PandaLM's
+    # development half this routed better than columns read off the posterior (bench/RESULTS.md).
+    j_names, jv = judge_features(judges, mean)
     r_names, rv = rationale_features(judges)
     names = [*lex_names, *j_names, *r_names]
     features = make_pool_features(

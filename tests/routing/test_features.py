@@ -14,7 +14,9 @@ from routing.features import (
     bin_edges,
     bin_indicators,
     combine_judges,
+    combine_votes,
     encode_tags,
+    estimate_judge_weights,
     judge_features,
     lexical_features,
     make_pool_features,
@@ -63,6 +65,103 @@ def test_lexical_features_use_an_injected_embedder():
     assert sim[1] == pytest.approx(0.0)
     assert diff.shape == (2, 26)
     assert np.allclose(diff[0], 0.0)
+
+
+def one_coin_judge(name: str, truth: np.ndarray, accuracy: float, rng) -> JudgeVerdicts:
+    """A judge right with probability ``accuracy``, else one of the two other classes."""
+    wrong = (truth + rng.integers(1, 3, len(truth))) % 3
+    return JudgeVerdicts.from_labels(
+        name, np.where(rng.random(len(truth)) < accuracy, truth, wrong)
+    )
+
+
+def test_estimate_judge_weights_recovers_which_judges_are_accurate_without_labels():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 3, 20_000)
+    accuracies = [0.9, 0.75, 0.6]
+    judges = [one_coin_judge(f"j{i}", truth, a, rng) for i, a in enumerate(accuracies)]
+    weights = estimate_judge_weights(judges)
+    # The weight is log(2p / (1 - p)); read each judge's accuracy back from it.
+    recovered = np.exp(weights) / (2 + np.exp(weights))
+    assert recovered == pytest.approx(accuracies, abs=0.02)
+
+
+def test_estimate_judge_weights_uses_every_triple_with_four_judges():
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 3, 20_000)
+    judges = [one_coin_judge(f"j{i}", truth, a, rng) for i, a in enumerate([0.85, 0.8, 0.7, 0.5])]
+    weights = estimate_judge_weights(judges)
+    assert list(np.argsort(-weights)) == [0, 1, 2, 3]
+    assert weights[3] == pytest.approx(math.log(2 * 0.5 / 0.5), abs=0.15)
+
+
+def test_estimate_judge_weights_leaves_two_judges_equal():
+    rng = np.random.default_rng(2)
+    truth = rng.integers(0, 3, 1000)
+    judges = [one_coin_judge("a", truth, 0.9, rng), one_coin_judge("b", truth, 0.6, rng)]
+    assert estimate_judge_weights(judges) is None
+
+
+def test_estimate_judge_weights_gives_up_on_a_judge_no_better_than_chance():
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 3, 5000)
+    noise = JudgeVerdicts.from_labels("noise", rng.integers(0, 3, 5000))
+    judges = [one_coin_judge("a", truth, 0.9, rng), one_coin_judge("b", truth, 0.8, rng), noise]
+    assert estimate_judge_weights(judges) is None
+
+
+def test_estimate_judge_weights_needs_items_that_judges_share():
+    rng = np.random.default_rng(4)
+    truth = rng.integers(0, 3, 100)
+    judges = [one_coin_judge(n, truth, 0.8, rng) for n in "abc"]
+    half = np.where(np.arange(100) < 80, UNKNOWN, truth)  # 20 usable verdicts
+    judges[2] = JudgeVerdicts.from_labels("c", half)
+    assert estimate_judge_weights(judges) is None
+    assert estimate_judge_weights(judges, min_shared=10) is not None
+
+
+def test_build_pool_weighs_a_panel_of_three_by_agreement_and_records_the_weights():
+    rng = np.random.default_rng(5)
+    n = 3000
+    truth = rng.integers(0, 3, n)
+    judges = [one_coin_judge(f"j{i}", truth, a, rng) for i, a in enumerate([0.9, 0.7, 0.55])]
+    texts = ["x"] * n
+    auto = build_pool(prompts=texts, responses_a=texts, responses_b=texts, judges=judges)
+    equal = build_pool(
+        prompts=texts, responses_a=texts, responses_b=texts, judges=judges, judge_weights=None
+    )
+    assert auto.ai.weights is not None
+    assert auto.ai.weights[0] > auto.ai.weights[1] > auto.ai.weights[2]
+    assert equal.ai.weights is None
+    # Weighted, the strong judge outvotes the two weaker ones when they agree against it less
+    # often than it is right; equal weights follow the majority.
+    assert (auto.ai.label == truth).mean() > (equal.ai.label == truth).mean()
+    with pytest.raises(ValueError, match="judge_weights"):
+        build_pool(
+            prompts=texts, responses_a=texts, responses_b=texts, judges=judges, judge_weights="x"
+        )
+
+
+def test_combine_votes_lets_a_heavy_judge_outvote_two_light_ones():
+    strong = JudgeVerdicts.from_labels("strong", [1, 1, 1, UNKNOWN, UNKNOWN])
+    light1 = JudgeVerdicts.from_labels("l1", [2, 1, 2, 2, UNKNOWN])
+    light2 = JudgeVerdicts.from_labels("l2", [2, 1, 0, 0, UNKNOWN])
+    ai = combine_votes([strong, light1, light2], [3.0, 1.0, 1.0])
+    assert ai.label.tolist() == [1, 1, 1, 2, UNKNOWN]
+    # exp(3) against exp(2) for B and exp(0) for a tie
+    assert ai.probs[0] == pytest.approx(np.array([1, np.e**3, np.e**2]) / (1 + np.e**3 + np.e**2))
+    # Two light judges that agree against the heavy one leave more doubt than two that split.
+    assert ai.confidence[1] > ai.confidence[2] > ai.confidence[0]
+    assert ai.confidence[4] == 0.0
+    assert ai.weights.tolist() == [3.0, 1.0, 1.0]
+
+
+def test_combine_votes_breaks_an_exact_tie_with_the_primary_judge():
+    a = JudgeVerdicts.from_labels("a", [1])
+    b = JudgeVerdicts.from_labels("b", [2])
+    c = JudgeVerdicts.from_labels("c", [UNKNOWN])
+    assert combine_votes([a, b, c], [1.0, 1.0, 1.0], primary=0).label.tolist() == [1]
+    assert combine_votes([a, b, c], [1.0, 1.0, 1.0], primary=1).label.tolist() == [2]
 
 
 def test_combine_judges_breaks_a_split_panel_with_the_primary_judge():
