@@ -470,6 +470,18 @@ def _compute(run: RoutingRun) -> None:
         **curve.to_dict(),
         "human_accuracy": round(pp.human_accuracy, 4),
         "judges": pp.judges,
+        # Each judge's weight in the AI label where the panel was weighed by agreement (three or
+        # more judges, see routing.estimate_judge_weights); absent where every judge counts alike.
+        **(
+            {}
+            if pp.pool.ai.weights is None
+            else {
+                "judge_weights": {
+                    name: round(float(w), 3)
+                    for name, w in zip(pp.judges, pp.pool.ai.weights, strict=True)
+                }
+            }
+        ),
         "started": started,
         "info": {k: v for k, v in result.info.items() if isinstance(v, (int, float, str, bool))},
     }

@@ -54,6 +54,12 @@ class Command(BaseCommand):
             f"items to humans ({chosen['share']:.1%}); estimated final accuracy {chosen['accuracy']:.3f} "
             f"[{run.seconds:.2f} s]"
         )
+        weights = run.estimate.get("judge_weights")
+        if weights:
+            self.stdout.write(
+                "AI label: judges weighed by how often they agree: "
+                + ", ".join(f"{name} {w:.2f}" for name, w in weights.items())
+            )
         for d in (
             run.decisions.filter(route=Item.Route.HUMAN).select_related("item").order_by("rank")[:5]
         ):

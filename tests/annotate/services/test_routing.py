@@ -123,6 +123,36 @@ def test_the_estimate_holds_a_curve_with_the_chosen_point(judged: Any) -> None:
     assert estimate["judges"] == ["gpt", "pl"]
 
 
+def test_a_panel_of_three_judges_is_weighed_by_how_often_they_agree(make_project: Any) -> None:
+    """Two judges right on 90 % of the items and one on 55 %: without any label the weak one
+    gets the smallest weight, and the run records every weight."""
+    project = make_project("weighed", items=60)
+    rng = np.random.default_rng(0)
+    accuracy = {"gpt": 0.9, "sharp": 0.9, "dull": 0.55}
+    judges = {n: Judge.objects.create(name=n, backend=Judge.Backend.IMPORTED) for n in accuracy}
+    for i, item in enumerate(project.items.order_by("pk")):
+        truth = 1 if i % 2 else -1
+        for name, judge in judges.items():
+            Judgment.objects.create(
+                item=item,
+                kind="ai",
+                source=name,
+                task_type="pairwise",
+                value={"strength": truth if rng.random() < accuracy[name] else -truth},
+                judge=judge,
+                prompt_version="imported",
+            )
+    estimate = routing.routing_preview(project=project, policy="uncertainty", budget=5).estimate
+    weights = estimate["judge_weights"]
+    assert set(weights) == {"dull", "gpt", "sharp"}
+    assert min(weights["gpt"], weights["sharp"]) > weights["dull"] > 0
+
+
+def test_two_judges_count_alike(judged: Any) -> None:
+    estimate = routing.routing_preview(project=judged, policy="uncertainty", budget=5).estimate
+    assert "judge_weights" not in estimate
+
+
 # --- Previews computed on a worker ---------------------------------------------------------------
 
 
