@@ -8,6 +8,7 @@ from django.core.management import CommandError, call_command
 
 from annotate.models import Judge, Judgment, RoutingRun
 from tests.annotate.judge_fakes import FakeJudge, use_fake_judge
+from tests.factories import add_imported_judges
 
 pytestmark = pytest.mark.django_db
 
@@ -82,3 +83,25 @@ def test_route_applies_unless_dry_run(project: Any, monkeypatch: Any) -> None:
     )
     assert project.items.filter(route="human").count() == 2
     assert RoutingRun.objects.filter(status="applied").count() == 1
+
+
+def test_route_prints_the_weights_of_a_panel_of_three(make_project: Any) -> None:
+    project = add_imported_judges(
+        make_project("three", items=60), {"gpt": 0.9, "pl": 0.85, "weak": 0.55}
+    )
+    out = StringIO()
+    call_command(
+        "route",
+        "--project",
+        project.slug,
+        "--policy",
+        "uncertainty",
+        "--budget",
+        "5",
+        "--dry-run",
+        stdout=out,
+    )
+    line = next(x for x in out.getvalue().splitlines() if x.startswith("AI label:"))
+    weights = dict(part.rsplit(" ", 1) for part in line.split(": ", 2)[2].split(", "))
+    assert set(weights) == {"gpt", "pl", "weak"}
+    assert float(weights["weak"]) < min(float(weights["gpt"]), float(weights["pl"]))

@@ -11,6 +11,7 @@ from django.utils import timezone
 from annotate.models import Assignment, Item, Judge, Judgment, RoutingRun
 from annotate.services import routing
 from config.celery import app as celery_app
+from tests.factories import add_imported_judges
 
 pytestmark = pytest.mark.django_db
 
@@ -126,22 +127,9 @@ def test_the_estimate_holds_a_curve_with_the_chosen_point(judged: Any) -> None:
 def test_a_panel_of_three_judges_is_weighed_by_how_often_they_agree(make_project: Any) -> None:
     """Two judges right on 90 % of the items and one on 55 %: without any label the weak one
     gets the smallest weight, and the run records every weight."""
-    project = make_project("weighed", items=60)
-    rng = np.random.default_rng(0)
-    accuracy = {"gpt": 0.9, "sharp": 0.9, "dull": 0.55}
-    judges = {n: Judge.objects.create(name=n, backend=Judge.Backend.IMPORTED) for n in accuracy}
-    for i, item in enumerate(project.items.order_by("pk")):
-        truth = 1 if i % 2 else -1
-        for name, judge in judges.items():
-            Judgment.objects.create(
-                item=item,
-                kind="ai",
-                source=name,
-                task_type="pairwise",
-                value={"strength": truth if rng.random() < accuracy[name] else -truth},
-                judge=judge,
-                prompt_version="imported",
-            )
+    project = add_imported_judges(
+        make_project("weighed", items=60), {"gpt": 0.9, "sharp": 0.9, "dull": 0.55}
+    )
     estimate = routing.routing_preview(project=project, policy="uncertainty", budget=5).estimate
     weights = estimate["judge_weights"]
     assert set(weights) == {"dull", "gpt", "sharp"}

@@ -6,6 +6,7 @@ import pytest
 
 from annotate.models import Judge, Judgment, RoutingRun
 from annotate.services.routing import routing_run_execute
+from tests.factories import add_imported_judges
 
 pytestmark = pytest.mark.django_db
 
@@ -152,3 +153,20 @@ def test_outsiders_do_not_learn_the_project_exists(client: Any, outsider: Any, j
     assert client.get(f"/p/{judged.slug}/routing/{run.pk}/").status_code == 404
     assert client.post(f"/p/{judged.slug}/routing/{run.pk}/apply/").status_code == 404
     assert RoutingRun.objects.get() == run  # nothing started
+
+
+def test_the_preview_shows_the_weight_of_each_judge_in_a_panel_of_three(
+    client: Any, owner: Any, make_project: Any
+) -> None:
+    project = add_imported_judges(
+        make_project("three", items=60), {"gpt": 0.9, "pl": 0.85, "weak": 0.55}
+    )
+    client.force_login(owner)
+    preview(client, project)
+    run = RoutingRun.objects.get()
+    routing_run_execute(run_id=run.pk)
+    page = client.get(f"/p/{project.slug}/routing/?run={run.pk}").content.decode()
+    run.refresh_from_db()
+    weights = run.estimate["judge_weights"]
+    assert "weighed by how often they agree" in page
+    assert f"weak {weights['weak']}" in page
