@@ -9,6 +9,9 @@ Setup (see bench/RESULTS.md, "## routing"):
   3 annotators drawn at random (seeded per seed);
 - AI labels come from a 2-judge panel, GPT-3.5 (primary; "garbage" = unusable) and
   PandaLM-7B; see :func:`routing.features.combine_judges` for how the label is chosen;
+- with ``--extra-judge`` the panel has three judges, which :func:`routing.build_pool` weighs by
+  how often they agree (:func:`routing.estimate_judge_weights`, no labels) and labels by the
+  posterior of their votes (:func:`routing.combine_votes`);
 - ``--extra-judge FILE`` adds a judge with probabilities (e.g. the embedded SmolLM2), a JSON
   list or JSONL of ``{"idx", "probs": [p_tie, p_1, p_2]}`` (optionally ``"probs_swapped"``,
   already mapped back to the original order) or ``{"idx", "label"}``;
