@@ -45,6 +45,23 @@ def test_prelabel_exits_non_zero_when_the_run_fails(project: Any, monkeypatch: A
         )
 
 
+def route(project: Any, budget: str, *flags: str) -> str:
+    """`manage.py route --policy uncertainty` on `project`; returns what it printed."""
+    out = StringIO()
+    call_command(
+        "route",
+        "--project",
+        project.slug,
+        "--policy",
+        "uncertainty",
+        "--budget",
+        budget,
+        *flags,
+        stdout=out,
+    )
+    return out.getvalue()
+
+
 def test_route_applies_unless_dry_run(project: Any, monkeypatch: Any) -> None:
     Judge.objects.create(name="tiny", aspect_mode="overall_only")
     use_fake_judge(monkeypatch, FakeJudge())
@@ -57,30 +74,9 @@ def test_route_applies_unless_dry_run(project: Any, monkeypatch: Any) -> None:
         stdout=StringIO(),
         stderr=StringIO(),
     )
-    out = StringIO()
-    call_command(
-        "route",
-        "--project",
-        project.slug,
-        "--policy",
-        "uncertainty",
-        "--budget",
-        "2",
-        "--dry-run",
-        stdout=out,
-    )
-    assert "2 of 5 items to humans" in out.getvalue()
+    assert "2 of 5 items to humans" in route(project, "2", "--dry-run")
     assert not project.items.filter(route="human").exists()
-    call_command(
-        "route",
-        "--project",
-        project.slug,
-        "--policy",
-        "uncertainty",
-        "--budget",
-        "2",
-        stdout=StringIO(),
-    )
+    route(project, "2")
     assert project.items.filter(route="human").count() == 2
     assert RoutingRun.objects.filter(status="applied").count() == 1
 
@@ -89,19 +85,8 @@ def test_route_prints_the_weights_of_a_panel_of_three(make_project: Any) -> None
     project = add_imported_judges(
         make_project("three", items=60), {"gpt": 0.9, "pl": 0.85, "weak": 0.55}
     )
-    out = StringIO()
-    call_command(
-        "route",
-        "--project",
-        project.slug,
-        "--policy",
-        "uncertainty",
-        "--budget",
-        "5",
-        "--dry-run",
-        stdout=out,
-    )
-    line = next(x for x in out.getvalue().splitlines() if x.startswith("AI label:"))
+    out = route(project, "5", "--dry-run")
+    line = next(x for x in out.splitlines() if x.startswith("AI label:"))
     weights = dict(part.rsplit(" ", 1) for part in line.split(": ", 2)[2].split(", "))
     assert set(weights) == {"gpt", "pl", "weak"}
     assert float(weights["weak"]) < min(float(weights["gpt"]), float(weights["pl"]))
