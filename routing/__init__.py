@@ -59,7 +59,7 @@ from routing.policies import (
     fit_error_model,
     make_policy,
 )
-from routing.pool import RoutingPool, RoutingState, build_pool
+from routing.pool import RoutingPool, RoutingState, build_pool, combine_panel
 from routing.relabel import (
     CorrectedPolicy,
     LabelModel,
@@ -98,6 +98,7 @@ __all__ = [
     "budget_to_items",
     "build_pool",
     "combine_judges",
+    "combine_panel",
     "combine_votes",
     "curve_from_ranking",
     "encode_tags",

@@ -64,24 +64,15 @@ def build_pool(
 
     Bins are fixed on this whole pool.
     """
-    if isinstance(judge_weights, str):
-        if judge_weights != "auto":
-            raise ValueError(
-                f"judge_weights must be 'auto', None or numbers, not {judge_weights!r}"
-            )
-        estimated = estimate_judge_weights(judges)
-        mean = combine_judges(judges, weights=estimated, primary=primary_judge)
-        ai = mean if estimated is None else combine_votes(judges, estimated, primary=primary_judge)
-    else:
-        mean = ai = combine_judges(judges, weights=judge_weights, primary=primary_judge)
+    ai, mean = combine_panel(judges, judge_weights=judge_weights, primary=primary_judge)
     categorical = {"panel_votes": panel_votes(judges), **(tags or {})}
     lex_names, lex, emb_diff = lexical_features(
         prompts, responses_a, responses_b, embedder=embedder
     )
     # The judge-signal columns describe the judges' probabilities, graded (their mean, with the
     # same weights), not the few levels a posterior over votes takes; the label and its doubt
-    # are `ai`'s. On PandaLM's
-    # development half this routed better than columns read off the posterior (bench/RESULTS.md).
+    # are `ai`'s. On PandaLM's development half this routed better than columns read off the
+    # posterior (bench/RESULTS.md).
     j_names, jv = judge_features(judges, mean)
     r_names, rv = rationale_features(judges)
     names = [*lex_names, *j_names, *r_names]
@@ -93,6 +84,27 @@ def build_pool(
         n_bins=n_bins,
     )
     return RoutingPool(features=features, ai=ai)
+
+
+def combine_panel(
+    judges: Sequence[JudgeVerdicts],
+    *,
+    judge_weights: Sequence[float] | Literal["auto"] | None = "auto",
+    primary: int = 0,
+) -> tuple[AILabels, AILabels]:
+    """The panel's AI labels, and the mean of its probabilities that the judge columns describe
+    (the same object unless the panel is weighed); see :func:`build_pool` for ``judge_weights``.
+    """
+    if not isinstance(judge_weights, str):
+        mean = combine_judges(judges, weights=judge_weights, primary=primary)
+        return mean, mean
+    if judge_weights != "auto":
+        raise ValueError(f"judge_weights must be 'auto', None or numbers, not {judge_weights!r}")
+    estimated = estimate_judge_weights(judges)
+    mean = combine_judges(judges, weights=estimated, primary=primary)
+    if estimated is None:
+        return mean, mean
+    return combine_votes(judges, estimated, primary=primary), mean
 
 
 def panel_votes(judges: Sequence[JudgeVerdicts]) -> list[str]:

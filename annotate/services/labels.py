@@ -20,7 +20,13 @@ Rules, in one place:
 - **AI label.** The most confident verdict among the project's panel (each judge's latest
   verdict; all AI verdicts if the panel is empty); equal confidence goes to the latest verdict.
   `method` names the judge (`judge:<name>`); `ai_confidence` records its confidence for every
-  label, so human labels can be compared with how sure the AI was.
+  label, so human labels can be compared with how sure the AI was. Two exceptions, pairwise
+  projects only, both the label routing credits to the item: where three or more judges gave
+  verdicts, the panel weighed by how often its judges agree (`method` "panel", see
+  `routing.estimate_judge_weights`; "most confident" would otherwise let a weak judge that
+  reports a confidence override imported labels that report none); and where enough human
+  labels have come back, the label learned from them (`method` "learned"). The side comes from
+  the panel; the strength is the chosen verdict's where it agrees, else "slightly".
 - **Agreement** of an item: the share of (annotator, response pair) directions that match the
   final label's direction; None with fewer than two humans (one person always agrees with
   themself).
@@ -404,11 +410,13 @@ def final_label_for(
     ds: DawidSkene | None = None,
     now: Any = None,
     learned: dict[tuple[int, str], tuple[int, float]] | None = None,
+    weighed: dict[tuple[int, str], tuple[int, float]] | None = None,
 ) -> FinalLabel | None:
     """The final label of one unit, unsaved (None when nobody has judged it yet).
 
     `learned` maps (item, aspect) to a corrected AI label (class, confidence) for items whose
-    learned label differs from the panel's (see `learned_ai_labels`).
+    learned label differs from the panel's (see `learned_ai_labels`); `weighed` maps them to the
+    weighed panel's label (see `weighed_ai_labels`). A learned label wins over a weighed one.
     """
     ai = _panel_choice(unit.ais, panel)
     use_ai = (unit.route == "ai" and ai is not None) or not unit.humans
@@ -425,10 +433,13 @@ def final_label_for(
             return None
         value = dict(ai.value)
         method_name = f"judge:{judge_names.get(ai.judge_id, ai.judge_id)}"
-        corrected = (learned or {}).get((unit.item_id, unit.aspect))
-        if corrected is not None:
-            value, common["ai_confidence"] = _corrected_value(value, *corrected), corrected[1]
-            method_name = "learned"
+        key = (unit.item_id, unit.aspect)
+        for name, labels in (("learned", learned), ("panel", weighed)):
+            corrected = (labels or {}).get(key)
+            if corrected is not None:
+                value, common["ai_confidence"] = _corrected_value(value, *corrected), corrected[1]
+                method_name = name
+                break
         return FinalLabel(
             **common,
             value=value,
@@ -485,6 +496,23 @@ def learned_ai_labels(*, project: Project) -> dict[tuple[int, str], tuple[int, f
     }
 
 
+def weighed_ai_labels(*, project: Project) -> dict[tuple[int, str], tuple[int, float]]:
+    """The weighed panel's label of every item routing reads (pairwise projects with three or
+    more judges; the first aspect, as routing): see `annotate.services.routing.weighed_panel_labels`.
+    Empty otherwise."""
+    import routing
+    from annotate.services.routing import weighed_panel_labels
+
+    if project.task_type != TaskType.PAIRWISE:
+        return {}
+    aspect = project.aspects[0] if project.aspects else "overall"
+    return {
+        (pk, aspect): (label, confidence)
+        for pk, (label, confidence) in weighed_panel_labels(project=project).items()
+        if project.allow_ties or label != routing.TIE
+    }
+
+
 def _corrected_value(panel_value: dict, label: int, confidence: float) -> dict:
     """The corrected class as a pairwise verdict: the panel's strength where the side agrees,
     "slightly" where the correction picked the other side (it claims no "much")."""
@@ -509,6 +537,7 @@ def final_labels_compute(*, project: Project, method: str = "majority") -> Label
     ds = _dawid_skene_project(project) if method == "dawid_skene" else None
     learned = learned_ai_labels(project=project)
     summary.learned = len(learned)
+    weighed = weighed_ai_labels(project=project)
     now = timezone.now()
     fields = [
         "task_type",
@@ -539,6 +568,7 @@ def final_labels_compute(*, project: Project, method: str = "majority") -> Label
                 ds=ds,
                 now=now,
                 learned=learned,
+                weighed=weighed,
             )
             if label is None:
                 continue

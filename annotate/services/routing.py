@@ -208,6 +208,84 @@ def _routing_pool(
     n = len(rows)
     report(20)
 
+    names, judges = _panel_judges(project, index)
+    report(45)
+
+    started = np.zeros(n, dtype=bool)
+    started_ids = (
+        Item.objects.filter(project=project)
+        .filter(Q(human_assigned__gt=0) | Q(human_done__gt=0))
+        .values_list("pk", flat=True)
+    )
+    for pk in started_ids:
+        started[index[pk]] = True
+    human_labels = np.full(n, routing.UNKNOWN, dtype=int)
+    votes: dict[int, list[int]] = defaultdict(list)
+    in_app = Judgment.objects.filter(
+        item__project=project, kind=Judgment.Kind.HUMAN, aspect=aspect, assignment__isnull=False
+    )
+    for item_id, task_type, value in in_app.values_list("item_id", "task_type", "value"):
+        if task_type == TaskType.PAIRWISE:
+            votes[index[item_id]].append(_class_of(int(value["strength"])))
+    label_matrix = []
+    for i, vs in votes.items():
+        if started[i]:
+            human_labels[i] = Counter(vs).most_common(1)[0][0]
+        label_matrix.append(vs + [routing.UNKNOWN] * (max(map(len, votes.values())) - len(vs)))
+    human_accuracy = DEFAULT_HUMAN_ACCURACY
+    pairs = sum(len(v) * (len(v) - 1) // 2 for v in votes.values())
+    if pairs >= MIN_AGREEMENT_PAIRS:
+        agreement = routing.pairwise_agreement(np.array(label_matrix))
+        human_accuracy = routing.human_accuracy_from_agreement(agreement)
+
+    report(50)
+    texts = [_texts(prompt, responses) for _, prompt, responses, _ in rows]
+    pool = routing.build_pool(
+        prompts=[t[0] for t in texts],
+        responses_a=[t[1] for t in texts],
+        responses_b=[t[2] for t in texts],
+        judges=judges,
+        tags=_tag_columns([tags for *_, tags in rows]),
+        embedder=routing.minilm_embedder() if embed else None,
+    )
+    report(80)
+    return ProjectPool(
+        item_ids=np.array([pk for pk, *_ in rows]),
+        pool=pool,
+        started=started,
+        human_labels=human_labels,
+        human_accuracy=human_accuracy,
+        judges=names,
+    )
+
+
+def weighed_panel_labels(*, project: Project) -> dict[int, tuple[int, float]]:
+    """Item pk -> (class, confidence) of the AI label routing gives each item where it weighs the
+    panel (three or more judges, see `routing.estimate_judge_weights`): the label that routing's
+    estimates and benchmark credit to items no human sees. Empty where every judge counts alike
+    (one or two judges, or weights that cannot be estimated) and where there are no verdicts:
+    final labels then keep their own rule (`annotate.services.labels`)."""
+    pks = list(Item.objects.filter(project=project).order_by("pk").values_list("pk", flat=True))
+    try:
+        _, judges = _panel_judges(project, {pk: i for i, pk in enumerate(pks)})
+    except RoutingError:
+        return {}
+    ai, _ = routing.combine_panel(judges)
+    if ai.weights is None:
+        return {}
+    return {
+        pk: (int(label), float(confidence))
+        for pk, label, confidence in zip(pks, ai.label, ai.confidence, strict=True)
+        if label != routing.UNKNOWN
+    }
+
+
+def _panel_judges(
+    project: Project, index: dict[int, int]
+) -> tuple[list[str], list[routing.JudgeVerdicts]]:
+    """The AI verdicts routing reads, one `JudgeVerdicts` per judge (sorted by name), over the
+    items of `index` (item pk -> row). Raises `RoutingError` when there are none."""
+    n = len(index)
     ai = _ai_verdicts(project)
     # Per judge: the rows and their (tie, A, B) probabilities, and those of the swapped order;
     # written into the arrays at once, in query order (a later row for an item wins, as before).
@@ -261,55 +339,7 @@ def _routing_pool(
             probs_sw[rows_swapped] = swapped_probs
         by_judge[judge_names[judge_id]] = (probs, probs_sw, reasons.get(judge_id))
     names = sorted(by_judge)
-    report(45)
-    judges = [routing.JudgeVerdicts(name, *by_judge[name]) for name in names]
-
-    started = np.zeros(n, dtype=bool)
-    started_ids = (
-        Item.objects.filter(project=project)
-        .filter(Q(human_assigned__gt=0) | Q(human_done__gt=0))
-        .values_list("pk", flat=True)
-    )
-    for pk in started_ids:
-        started[index[pk]] = True
-    human_labels = np.full(n, routing.UNKNOWN, dtype=int)
-    votes: dict[int, list[int]] = defaultdict(list)
-    in_app = Judgment.objects.filter(
-        item__project=project, kind=Judgment.Kind.HUMAN, aspect=aspect, assignment__isnull=False
-    )
-    for item_id, task_type, value in in_app.values_list("item_id", "task_type", "value"):
-        if task_type == TaskType.PAIRWISE:
-            votes[index[item_id]].append(_class_of(int(value["strength"])))
-    label_matrix = []
-    for i, vs in votes.items():
-        if started[i]:
-            human_labels[i] = Counter(vs).most_common(1)[0][0]
-        label_matrix.append(vs + [routing.UNKNOWN] * (max(map(len, votes.values())) - len(vs)))
-    human_accuracy = DEFAULT_HUMAN_ACCURACY
-    pairs = sum(len(v) * (len(v) - 1) // 2 for v in votes.values())
-    if pairs >= MIN_AGREEMENT_PAIRS:
-        agreement = routing.pairwise_agreement(np.array(label_matrix))
-        human_accuracy = routing.human_accuracy_from_agreement(agreement)
-
-    report(50)
-    texts = [_texts(prompt, responses) for _, prompt, responses, _ in rows]
-    pool = routing.build_pool(
-        prompts=[t[0] for t in texts],
-        responses_a=[t[1] for t in texts],
-        responses_b=[t[2] for t in texts],
-        judges=judges,
-        tags=_tag_columns([tags for *_, tags in rows]),
-        embedder=routing.minilm_embedder() if embed else None,
-    )
-    report(80)
-    return ProjectPool(
-        item_ids=np.array([pk for pk, *_ in rows]),
-        pool=pool,
-        started=started,
-        human_labels=human_labels,
-        human_accuracy=human_accuracy,
-        judges=names,
-    )
+    return names, [routing.JudgeVerdicts(name, *by_judge[name]) for name in names]
 
 
 def _tag_columns(all_tags: list[dict]) -> dict[str, list[str | None]] | None:

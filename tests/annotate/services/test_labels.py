@@ -12,6 +12,7 @@ from annotate.models import FinalLabel, Item, Judge, Judgment, LabelRun
 from annotate.services import labels
 from annotate.services.labels import consensus_value, final_labels_compute, quality_report
 from tests.annotate.pandalm import HUMANS, pandalm_project
+from tests.factories import add_imported_judges
 
 pytestmark = pytest.mark.django_db
 
@@ -128,6 +129,45 @@ def test_items_routed_to_the_ai_take_the_most_confident_panel_verdict(project: A
     assert (label.source, label.method, label.value) == ("ai", "judge:sure", {"strength": -2})
     assert label.ai_confidence == pytest.approx(0.9)
     assert label.num_humans == 1
+
+
+def test_a_panel_of_three_judges_labels_by_its_weighed_votes_not_by_the_most_confident(
+    make_project: Any,
+) -> None:
+    """A weak judge that reports a confidence would win "most confident" on every item over
+    imported labels that report none; weighed by agreement, the panel follows the strong two."""
+    project = add_imported_judges(
+        make_project("weighed", items=60), {"gpt": 0.9, "sharp": 0.9, "dull": 0.55}
+    )
+    Judgment.objects.filter(item__project=project, judge__name="dull").update(confidence=0.99)
+    final_labels_compute(project=project)
+    finals = {
+        f.item.external_id: f
+        for f in FinalLabel.objects.filter(item__project=project).select_related("item")
+    }
+    assert {f.method for f in finals.values()} == {"panel"}
+    truth = {
+        item.external_id: (1 if i % 2 else -1)
+        for i, item in enumerate(project.items.order_by("pk"))
+    }
+    dull = {
+        j.item.external_id: j.value["strength"]
+        for j in Judgment.objects.filter(judge__name="dull").select_related("item")
+    }
+
+    def right(labels: dict[str, int]) -> float:
+        return sum(np.sign(labels[x]) == truth[x] for x in truth) / len(truth)
+
+    assert right({x: f.value["strength"] for x, f in finals.items()}) > right(dull) + 0.2
+    assert all(0.0 < f.ai_confidence <= 1.0 for f in finals.values())
+
+
+def test_two_judges_keep_the_most_confident_verdict(make_project: Any) -> None:
+    project = add_imported_judges(make_project("two", items=40), {"gpt": 0.9, "pl": 0.6})
+    Judgment.objects.filter(item__project=project, judge__name="pl").update(confidence=0.99)
+    final_labels_compute(project=project)
+    methods = set(FinalLabel.objects.filter(item__project=project).values_list("method", flat=True))
+    assert methods == {"judge:pl"}
 
 
 def test_an_item_without_humans_falls_back_to_the_ai_label(project: Any) -> None:
