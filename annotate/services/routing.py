@@ -265,6 +265,10 @@ def weighed_panel_labels(*, project: Project) -> dict[int, tuple[int, float]]:
     estimates and benchmark credit to items no human sees. Empty where every judge counts alike
     (one or two judges, or weights that cannot be estimated) and where there are no verdicts:
     final labels then keep their own rule (`annotate.services.labels`)."""
+    # A count first: with fewer than three judges nothing is weighed, and reading every verdict
+    # of a large project takes seconds.
+    if _ai_verdicts(project).values("judge_id").distinct().count() < 3:
+        return {}
     pks = list(Item.objects.filter(project=project).order_by("pk").values_list("pk", flat=True))
     try:
         _, judges = _panel_judges(project, {pk: i for i, pk in enumerate(pks)})
