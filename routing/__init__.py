@@ -9,6 +9,7 @@ Typical use::
     pool = build_pool(prompts=..., responses_a=..., responses_b=...,
                       judges=[JudgeVerdicts("gpt", probs), JudgeVerdicts.from_labels("pl", v)],
                       tags={"safety": [...]})                 # tags optional
+    pool.ai.weights    # each judge's weight, estimated from agreement with 3+ judges, else None
     k = budget_to_items(judgments=600, overlap=3, available=len(pool))
     result = make_policy("learned", seed=0).route(pool, k, routed=routed, human_labels=labels)
     for d in result.decisions():   # index, route, score, rank, reason, policy, version
