@@ -85,9 +85,13 @@ def main() -> None:
         return 0 if strength == 0 else (1 if strength > 0 else 2)
 
     Item.objects.filter(project=project).update(route=Item.Route.AI)
+    routing_ai_labels = labels.routing_ai_labels
     for rule, weighed in (("weighed panel (now)", True), ("most confident (before)", False)):
-        if not weighed:
-            labels.weighed_ai_labels = lambda *, project: {}  # the rule before this change
+        if not weighed:  # the rule before this change: learned labels only, no weighed panel
+            labels.routing_ai_labels = lambda *, project: (
+                routing_ai_labels(project=project)[0],
+                {},
+            )
         started = time.perf_counter()
         labels.final_labels_compute(project=project)
         seconds = time.perf_counter() - started

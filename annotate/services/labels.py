@@ -409,14 +409,14 @@ def final_label_for(
     judge_names: dict[int, str],
     ds: DawidSkene | None = None,
     now: Any = None,
-    learned: dict[tuple[int, str], tuple[int, float]] | None = None,
-    weighed: dict[tuple[int, str], tuple[int, float]] | None = None,
+    learned: AiLabelMap | None = None,
+    weighed: AiLabelMap | None = None,
 ) -> FinalLabel | None:
     """The final label of one unit, unsaved (None when nobody has judged it yet).
 
     `learned` maps (item, aspect) to a corrected AI label (class, confidence) for items whose
-    learned label differs from the panel's (see `learned_ai_labels`); `weighed` maps them to the
-    weighed panel's label (see `weighed_ai_labels`). A learned label wins over a weighed one.
+    learned label differs from the panel's, `weighed` to the weighed panel's label (see
+    `routing_ai_labels`). A learned label wins over a weighed one.
     """
     ai = _panel_choice(unit.ais, panel)
     use_ai = (unit.route == "ai" and ai is not None) or not unit.humans
@@ -453,22 +453,46 @@ def final_label_for(
     )
 
 
-def learned_ai_labels(*, project: Project) -> dict[tuple[int, str], tuple[int, float]]:
-    """Corrected AI labels learned from the human labels collected so far (routing.relabel).
+AiLabelMap = dict[tuple[int, str], tuple[int, float]]
 
-    Pairwise projects, on the aspect routing reads (the first). A label model fitted only on
-    items humans judged predicts what a human would say elsewhere, starting from the panel's
-    label and moving away from it only as far as cross-validation on those human labels
-    supports (bench/RESULTS.md, "## routing": +0.2 to +1.8 points of final accuracy on PandaLM).
-    Returns only the items whose label changes; empty on a cold start (< 30 human labels).
+
+def routing_ai_labels(*, project: Project) -> tuple[AiLabelMap, AiLabelMap]:
+    """The AI labels routing credits, as `(learned, weighed)` maps of (item, aspect) to (class,
+    confidence). Pairwise projects only, on the aspect routing reads (the first); both empty
+    otherwise.
+
+    - `learned`: corrected AI labels learned from the human labels collected so far
+      (routing.relabel). A label model fitted only on items humans judged predicts what a human
+      would say elsewhere, starting from the panel's label and moving away from it only as far
+      as cross-validation on those human labels supports (bench/RESULTS.md, "## routing": +0.2
+      to +1.8 points of final accuracy on PandaLM). Only the items whose label changes; empty on
+      a cold start (< 30 human labels).
+    - `weighed`: the panel's label where routing weighs it (three or more judges, see
+      `annotate.services.routing.weighed_panel_labels`), every item; empty otherwise.
+
+    Where a label model can learn, routing's whole pool is built once and both maps come from
+    it; otherwise only the verdicts are read, for the weighed panel.
     """
     import routing
-    from annotate.services.routing import RoutingError, routing_pool
+    from annotate.services.routing import (
+        RoutingError,
+        routing_aspect,
+        routing_pool,
+        weighed_panel_labels,
+    )
     from routing.relabel import MIN_LABELS
 
     if project.task_type != TaskType.PAIRWISE:
-        return {}
-    aspect = project.aspects[0] if project.aspects else "overall"
+        return {}, {}
+    aspect = routing_aspect(project)
+
+    def keyed(labels: dict[int, tuple[int, float]]) -> AiLabelMap:
+        return {
+            (pk, aspect): (label, confidence)
+            for pk, (label, confidence) in labels.items()
+            if project.allow_ties or label != routing.TIE
+        }
+
     # A cheap count first: below the model's minimum it would return the AI labels unchanged,
     # and building the pool reads every item's text.
     collected = (
@@ -480,37 +504,21 @@ def learned_ai_labels(*, project: Project) -> dict[tuple[int, str], tuple[int, f
         .count()
     )
     if collected < MIN_LABELS:
-        return {}
+        return {}, keyed(weighed_panel_labels(project=project))
     try:
         pp = routing_pool(project=project)
     except RoutingError:
-        return {}
+        return {}, {}
+    weighed = keyed(weighed_panel_labels(project=project, pool=pp))
     state = routing.RoutingState.of(len(pp.item_ids), pp.started, pp.human_labels)
     result = routing.relabel_ai_labels(pp.pool, state)
     if not result.fitted:
-        return {}
-    return {
-        (int(pp.item_ids[i]), aspect): (int(result.labels[i]), float(result.confidence[i]))
-        for i in np.flatnonzero(result.changed & ~pp.started)
-        if project.allow_ties or result.labels[i] != routing.TIE
-    }
-
-
-def weighed_ai_labels(*, project: Project) -> dict[tuple[int, str], tuple[int, float]]:
-    """The weighed panel's label of every item routing reads (pairwise projects with three or
-    more judges; the first aspect, as routing): see `annotate.services.routing.weighed_panel_labels`.
-    Empty otherwise."""
-    import routing
-    from annotate.services.routing import weighed_panel_labels
-
-    if project.task_type != TaskType.PAIRWISE:
-        return {}
-    aspect = project.aspects[0] if project.aspects else "overall"
-    return {
-        (pk, aspect): (label, confidence)
-        for pk, (label, confidence) in weighed_panel_labels(project=project).items()
-        if project.allow_ties or label != routing.TIE
-    }
+        return {}, weighed
+    changed = np.flatnonzero(result.changed & ~pp.started)
+    learned = keyed(
+        {int(pp.item_ids[i]): (int(result.labels[i]), float(result.confidence[i])) for i in changed}
+    )
+    return learned, weighed
 
 
 def _corrected_value(panel_value: dict, label: int, confidence: float) -> dict:
@@ -535,9 +543,8 @@ def final_labels_compute(*, project: Project, method: str = "majority") -> Label
     panel = set(project.judges.values_list("pk", flat=True))
     judge_names = dict(Judge.objects.values_list("pk", "name"))
     ds = _dawid_skene_project(project) if method == "dawid_skene" else None
-    learned = learned_ai_labels(project=project)
+    learned, weighed = routing_ai_labels(project=project)
     summary.learned = len(learned)
-    weighed = weighed_ai_labels(project=project)
     now = timezone.now()
     fields = [
         "task_type",

@@ -146,7 +146,8 @@ def _loads(text: str | None) -> Any:
         return json.loads(text)
 
 
-def _aspect(project: Project) -> str:
+def routing_aspect(project: Project) -> str:
+    """The aspect routing reads (and learns AI labels for): the project's first."""
     return project.aspects[0] if project.aspects else "overall"
 
 
@@ -156,7 +157,10 @@ NO_AI_VERDICTS = "no AI verdicts yet: run a judge (or import a judge's labels) b
 def _ai_verdicts(project: Project) -> QuerySet[Judgment]:
     """The AI verdicts routing reads: registered judges' (imported ones included), first aspect."""
     return Judgment.objects.filter(
-        item__project=project, kind=Judgment.Kind.AI, aspect=_aspect(project), judge__isnull=False
+        item__project=project,
+        kind=Judgment.Kind.AI,
+        aspect=routing_aspect(project),
+        judge__isnull=False,
     )
 
 
@@ -192,7 +196,7 @@ def _routing_pool(
     *, project: Project, embed: bool, progress: Callable[[int], None] | None
 ) -> ProjectPool:
     report = progress or (lambda percent: None)
-    aspect = _aspect(project)
+    aspect = routing_aspect(project)
     items = (
         Item.objects.filter(project=project)
         .order_by("pk")
@@ -259,22 +263,28 @@ def _routing_pool(
     )
 
 
-def weighed_panel_labels(*, project: Project) -> dict[int, tuple[int, float]]:
+def weighed_panel_labels(
+    *, project: Project, pool: ProjectPool | None = None
+) -> dict[int, tuple[int, float]]:
     """Item pk -> (class, confidence) of the AI label routing gives each item where it weighs the
     panel (three or more judges, see `routing.estimate_judge_weights`): the label that routing's
     estimates and benchmark credit to items no human sees. Empty where every judge counts alike
     (one or two judges, or weights that cannot be estimated) and where there are no verdicts:
-    final labels then keep their own rule (`annotate.services.labels`)."""
-    # A count first: with fewer than three judges nothing is weighed, and reading every verdict
-    # of a large project takes seconds.
-    if _ai_verdicts(project).values("judge_id").distinct().count() < 3:
-        return {}
-    pks = list(Item.objects.filter(project=project).order_by("pk").values_list("pk", flat=True))
-    try:
-        _, judges = _panel_judges(project, {pk: i for i, pk in enumerate(pks)})
-    except RoutingError:
-        return {}
-    ai, _ = routing.combine_panel(judges)
+    final labels then keep their own rule (`annotate.services.labels`). `pool`, when the caller
+    has built it (`routing_pool`), is read instead of the verdicts."""
+    if pool is not None:
+        pks, ai = pool.item_ids.tolist(), pool.pool.ai
+    else:
+        # A count first: with fewer than three judges nothing is weighed, and reading every
+        # verdict of a large project takes seconds.
+        if _ai_verdicts(project).values("judge_id").distinct().count() < 3:
+            return {}
+        pks = list(Item.objects.filter(project=project).order_by("pk").values_list("pk", flat=True))
+        try:
+            _, judges = _panel_judges(project, {pk: i for i, pk in enumerate(pks)})
+        except RoutingError:
+            return {}
+        ai, _ = routing.combine_panel(judges)
     if ai.weights is None:
         return {}
     return {
@@ -504,21 +514,15 @@ def _compute(run: RoutingRun) -> None:
         **curve.to_dict(),
         "human_accuracy": round(pp.human_accuracy, 4),
         "judges": pp.judges,
-        # Each judge's weight in the AI label where the panel was weighed by agreement (three or
-        # more judges, see routing.estimate_judge_weights); absent where every judge counts alike.
-        **(
-            {}
-            if pp.pool.ai.weights is None
-            else {
-                "judge_weights": {
-                    name: round(float(w), 3)
-                    for name, w in zip(pp.judges, pp.pool.ai.weights, strict=True)
-                }
-            }
-        ),
         "started": started,
         "info": {k: v for k, v in result.info.items() if isinstance(v, (int, float, str, bool))},
     }
+    if pp.pool.ai.weights is not None:
+        # Each judge's weight in the AI label where the panel was weighed by agreement (three or
+        # more judges, see routing.estimate_judge_weights); absent where every judge counts alike.
+        estimate["judge_weights"] = {
+            name: round(float(w), 3) for name, w in zip(pp.judges, pp.pool.ai.weights, strict=True)
+        }
     progress(90)
     human = result.human_mask | pp.started
     with _gc_paused():

@@ -162,6 +162,50 @@ def test_a_panel_of_three_judges_labels_by_its_weighed_votes_not_by_the_most_con
     assert all(0.0 < f.ai_confidence <= 1.0 for f in finals.values())
 
 
+def test_with_enough_human_labels_the_weighed_panel_still_labels_what_nothing_learned(
+    make_project: Any, owner: Any
+) -> None:
+    """Once a label model can learn, routing's pool is built once for both maps: items the
+    model leaves alone keep the weighed panel's label, not the most confident verdict."""
+    from annotate.models import Assignment
+    from annotate.services.routing import weighed_panel_labels
+
+    project = add_imported_judges(
+        make_project("weighed-learning", items=80), {"gpt": 0.9, "sharp": 0.9, "dull": 0.55}
+    )
+    Judgment.objects.filter(item__project=project, judge__name="dull").update(confidence=0.99)
+    items = list(project.items.order_by("pk"))
+    for i, item in enumerate(items[:40]):
+        item.route, item.human_assigned, item.human_done = "human", 1, 1
+        item.save(update_fields=["route", "human_assigned", "human_done"])
+        assignment = Assignment.objects.create(
+            project=project,
+            item=item,
+            annotator=owner,
+            status="submitted",
+            presentation_order=[0, 1],
+            expires_at=Assignment.expiry_from_now(project),
+        )
+        Judgment.objects.create(
+            item=item,
+            kind="human",
+            source="annotate",
+            task_type="pairwise",
+            annotator=owner,
+            assignment=assignment,
+            value={"strength": 1 if i % 2 else -1},
+        )
+    Item.objects.filter(pk__in=[item.pk for item in items[40:]]).update(route="ai")
+    final_labels_compute(project=project)
+    unrouted = FinalLabel.objects.filter(item__project=project, item__route="ai")
+    weighed = weighed_panel_labels(project=project)
+    panel = unrouted.filter(method="panel")
+    assert panel.exists() and set(unrouted.values_list("method", flat=True)) <= {"panel", "learned"}
+    assert all(
+        np.sign(f.value["strength"]) == (1 if weighed[f.item_id][0] == 1 else -1) for f in panel
+    )
+
+
 def test_two_judges_keep_the_most_confident_verdict(make_project: Any) -> None:
     project = add_imported_judges(make_project("two", items=40), {"gpt": 0.9, "pl": 0.6})
     Judgment.objects.filter(item__project=project, judge__name="pl").update(confidence=0.99)
