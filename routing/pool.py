@@ -18,6 +18,7 @@ from routing.features import (
     combine_votes,
     estimate_judge_weights,
     judge_features,
+    judge_votes,
     lexical_features,
     make_pool_features,
     rationale_features,
@@ -115,11 +116,7 @@ def panel_votes(judges: Sequence[JudgeVerdicts]) -> list[str]:
     both look equally confident to a panel-agreement score.
     """
     names = np.array(["tie", "a", "b"])
-    cols = []
-    for j in judges:
-        p = j.balanced()
-        ok = ~np.isnan(p).any(axis=1)
-        cols.append(np.where(ok, names[np.nan_to_num(p).argmax(axis=1)], "-"))
+    cols = [np.where(v == UNKNOWN, "-", names[np.maximum(v, 0)]) for v in judge_votes(judges)]
     if not cols:
         return []
     return ["|".join(row) for row in zip(*cols, strict=True)]
