@@ -158,7 +158,7 @@ def combine_judges(
     if not judges:
         raise ValueError("combine_judges needs at least one judge")
     n = len(judges[0].probs)
-    w = np.ones(len(judges)) if weights is None else np.asarray(weights, dtype=float)
+    w = np.ones(len(judges)) if weights is None else _panel_weights(judges, weights)
     balanced = [j.balanced() for j in judges]
     total = np.zeros((n, N_CLASSES))
     for wj, pj in zip(w, balanced, strict=True):
@@ -182,7 +182,7 @@ def combine_votes(
     """
     if not judges:
         raise ValueError("combine_votes needs at least one judge")
-    w = np.asarray(weights, dtype=float)
+    w = _panel_weights(judges, weights)
     votes = judge_votes(judges)
     n = len(votes[0])
     logits = np.zeros((n, N_CLASSES))
@@ -192,6 +192,18 @@ def combine_votes(
     logits -= logits.max(axis=1, keepdims=True)
     probs = np.exp(logits)
     return _ai_labels(probs / probs.sum(axis=1, keepdims=True), votes, primary, w)
+
+
+def _panel_weights(judges: Sequence[JudgeVerdicts], weights: Sequence[float]) -> np.ndarray:
+    """``weights`` as an array, one finite non-negative number per judge, not all zero."""
+    w = np.asarray(weights, dtype=float).reshape(-1)
+    if len(w) != len(judges):
+        raise ValueError(f"{len(w)} judge weights for {len(judges)} judges")
+    if not np.isfinite(w).all() or (w < 0).any() or not (w > 0).any():
+        raise ValueError(
+            f"judge weights must be finite, non-negative and not all zero: {w.tolist()}"
+        )
+    return w
 
 
 def judge_votes(judges: Sequence[JudgeVerdicts]) -> list[np.ndarray]:

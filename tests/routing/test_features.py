@@ -164,6 +164,16 @@ def test_combine_votes_breaks_an_exact_tie_with_the_primary_judge():
     assert combine_votes([a, b, c], [1.0, 1.0, 1.0], primary=1).label.tolist() == [2]
 
 
+@pytest.mark.parametrize("combine", [combine_judges, combine_votes])
+def test_judge_weights_that_do_not_fit_the_panel_are_refused_by_name(combine) -> None:
+    judges = [JudgeVerdicts.from_labels(n, [1, 2]) for n in "ab"]
+    with pytest.raises(ValueError, match="3 judge weights for 2 judges"):
+        combine(judges, weights=[1.0, 1.0, 1.0])
+    for bad in ([1.0, float("nan")], [1.0, -1.0], [0.0, 0.0]):
+        with pytest.raises(ValueError, match="finite, non-negative and not all zero"):
+            combine(judges, weights=bad)
+
+
 def test_combine_judges_breaks_a_split_panel_with_the_primary_judge():
     gpt = JudgeVerdicts.from_labels("gpt", [1, 2, UNKNOWN, UNKNOWN])
     pl = JudgeVerdicts.from_labels("pl", [2, 2, 0, UNKNOWN])
