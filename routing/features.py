@@ -291,7 +291,8 @@ def estimate_judge_weights(
             math.sqrt(c[i, a] * c[i, b] / c[a, b])
             for a in range(m)
             for b in range(a + 1, m)
-            if i not in (a, b) and min(c[i, a], c[i, b], c[a, b]) > 0.0  # NaN fails too
+            # Each comparison is False for NaN (too few shared items), so such a triple is skipped.
+            if i not in (a, b) and c[i, a] > 0.0 and c[i, b] > 0.0 and c[a, b] > 0.0
         ]
         if estimates:
             q[i] = float(np.median(estimates))

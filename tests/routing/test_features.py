@@ -95,6 +95,24 @@ def test_estimate_judge_weights_uses_every_triple_with_four_judges():
     assert weights[3] == pytest.approx(math.log(2 * 0.5 / 0.5), abs=0.15)
 
 
+def test_estimate_judge_weights_skips_a_triple_whose_judges_share_too_few_items():
+    """Judges c and d never judged the same item: every triple holding both is skipped, and
+    each judge's accuracy comes from the triples that remain."""
+    rng = np.random.default_rng(6)
+    truth = rng.integers(0, 3, 20_000)
+    judges = [
+        one_coin_judge(n, truth, a, rng)
+        for n, a in zip("abcd", [0.85, 0.8, 0.75, 0.7], strict=True)
+    ]
+    half = np.arange(len(truth)) < len(truth) // 2
+    for k, keep in ((2, half), (3, ~half)):
+        judges[k] = JudgeVerdicts(judges[k].name, np.where(keep[:, None], judges[k].probs, np.nan))
+    weights = estimate_judge_weights(judges)
+    assert weights is not None
+    recovered = np.exp(weights) / (2 + np.exp(weights))
+    assert recovered == pytest.approx([0.85, 0.8, 0.75, 0.7], abs=0.03)
+
+
 def test_estimate_judge_weights_leaves_two_judges_equal():
     rng = np.random.default_rng(2)
     truth = rng.integers(0, 3, 1000)
