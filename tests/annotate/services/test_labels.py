@@ -29,6 +29,30 @@ def human(item: Item, who: str, value: dict, aspect: str = "overall") -> Judgmen
     )
 
 
+def annotated_in_app(item: Item, annotator: Any, *, strength: int) -> Judgment:
+    """A pairwise judgment `annotator` submitted in the app (with its assignment): what the
+    label model learns from."""
+    from annotate.models import Assignment
+
+    assignment = Assignment.objects.create(
+        project=item.project,
+        item=item,
+        annotator=annotator,
+        status="submitted",
+        presentation_order=[0, 1],
+        expires_at=Assignment.expiry_from_now(item.project),
+    )
+    return Judgment.objects.create(
+        item=item,
+        kind="human",
+        source="annotate",
+        task_type="pairwise",
+        annotator=annotator,
+        assignment=assignment,
+        value={"strength": strength},
+    )
+
+
 def ai(
     item: Item, judge: Judge, value: dict, confidence: float | None, aspect: str = "overall"
 ) -> Judgment:
@@ -167,7 +191,6 @@ def test_with_enough_human_labels_the_weighed_panel_still_labels_what_nothing_le
 ) -> None:
     """Once a label model can learn, routing's pool is built once for both maps: items the
     model leaves alone keep the weighed panel's label, not the most confident verdict."""
-    from annotate.models import Assignment
     from annotate.services.routing import weighed_panel_labels
 
     project = add_imported_judges(
@@ -178,23 +201,7 @@ def test_with_enough_human_labels_the_weighed_panel_still_labels_what_nothing_le
     for i, item in enumerate(items[:40]):
         item.route, item.human_assigned, item.human_done = "human", 1, 1
         item.save(update_fields=["route", "human_assigned", "human_done"])
-        assignment = Assignment.objects.create(
-            project=project,
-            item=item,
-            annotator=owner,
-            status="submitted",
-            presentation_order=[0, 1],
-            expires_at=Assignment.expiry_from_now(project),
-        )
-        Judgment.objects.create(
-            item=item,
-            kind="human",
-            source="annotate",
-            task_type="pairwise",
-            annotator=owner,
-            assignment=assignment,
-            value={"strength": 1 if i % 2 else -1},
-        )
+        annotated_in_app(item, owner, strength=1 if i % 2 else -1)
     Item.objects.filter(pk__in=[item.pk for item in items[40:]]).update(route="ai")
     final_labels_compute(project=project)
     unrouted = FinalLabel.objects.filter(item__project=project, item__route="ai")
@@ -424,7 +431,7 @@ def test_ai_labels_of_unrouted_items_are_corrected_from_the_human_labels_collect
 ) -> None:
     """The panel calls every pair "A"; humans say identical responses tie. Items humans never
     saw get the learned label (a tie where the responses are identical), and say so."""
-    from annotate.models import Assignment, FinalLabel, Item, Judge, Judgment
+    from annotate.models import FinalLabel, Item, Judge, Judgment
     from annotate.records import hash_content
     from annotate.services.labels import final_labels_compute
 
@@ -460,23 +467,7 @@ def test_ai_labels_of_unrouted_items_are_corrected_from_the_human_labels_collect
             confidence=0.9,
         )
         if routed:
-            assignment = Assignment.objects.create(
-                project=project,
-                item=item,
-                annotator=owner,
-                status="submitted",
-                presentation_order=[0, 1],
-                expires_at=Assignment.expiry_from_now(project),
-            )
-            Judgment.objects.create(
-                item=item,
-                kind="human",
-                source="annotate",
-                task_type="pairwise",
-                annotator=owner,
-                assignment=assignment,
-                value={"strength": 0 if same else 1},
-            )
+            annotated_in_app(item, owner, strength=0 if same else 1)
     summary = final_labels_compute(project=project)
     aspect = project.aspects[0]
     unrouted = FinalLabel.objects.filter(item__project=project, item__route="ai", aspect=aspect)
